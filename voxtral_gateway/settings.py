@@ -1,0 +1,117 @@
+"""All gateway settings: the only place environment variables are read.
+
+Every field maps to an env var with the `VOXTRAL_` prefix; nested groups use `__`,
+e.g. `VOXTRAL_VAD__THRESHOLD=0.6`, `VOXTRAL_FETCH__ALLOW_HTTP=true`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class VadSettings(BaseModel):
+    """Silero VAD segmentation defaults (a request may override them)."""
+
+    enabled: bool = True
+    """Run VAD at all. When off, audio is cut into fixed windows of `segment_max_s`."""
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Speech probability (0–1) above which a 32 ms frame counts as speech."""
+    min_silence_ms: int = Field(300, ge=0)
+    """A pause shorter than this (milliseconds) does not end a speech region."""
+    min_speech_ms: int = Field(250, ge=0)
+    """Speech regions shorter than this (milliseconds) are dropped as clicks."""
+    speech_pad_ms: int = Field(200, ge=0)
+    """Padding (milliseconds) kept on both sides of every segment, so word edges survive."""
+    segment_max_s: float = Field(30.0, gt=1.0, le=600.0)
+    """Longest segment sent upstream (seconds); Voxtral and Whisper both see 30 s windows."""
+    backend: Literal["onnx", "jit"] = "onnx"
+    """Silero model file from the `silero-vad` wheel: ONNX (faster here) or TorchScript."""
+    batch_streams: int = Field(32, ge=1)
+    """Parallel streams one file is split into for batched VAD inference."""
+
+
+class LimitSettings(BaseModel):
+    """Hard limits on what a client may send, checked before the expensive step."""
+
+    max_upload_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    """Largest request body / uploaded file (bytes), counted while streaming."""
+    max_base64_chars: int = Field(100 * 1024 * 1024, gt=0)
+    """Longest inline base64 audio (characters), checked before decoding."""
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    """Longest decoded audio (seconds); decoding stops at the cap."""
+    max_channels: int = Field(16, gt=0)
+    """Most channels an input file may declare."""
+    max_sample_rate_hz: int = Field(384_000, gt=0)
+    """Highest input sample rate accepted (Hz)."""
+
+
+class FetchSettings(BaseModel):
+    """Remote audio fetching (`file_url`). Secure by default: https only, public addresses only."""
+
+    enabled: bool = True
+    """Accept `file_url` at all."""
+    allow_http: bool = False
+    """Also accept plain `http://` URLs."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """If non-empty, only these host names (exact, or `*.suffix`) may be fetched."""
+    denied_hosts: list[str] = Field(default_factory=list)
+    """Host names (exact, or `*.suffix`) that are never fetched."""
+    allowed_networks: list[str] = Field(default_factory=list)
+    """CIDRs exempt from the private-address block (e.g. `127.0.0.0/8` for a test server)."""
+    allowed_ports: list[int] = Field(default_factory=lambda: [80, 443])
+    """Destination ports a URL may name; empty list allows any port."""
+    max_redirects: int = Field(3, ge=0)
+    """Redirect hops followed, each re-checked."""
+    connect_timeout_s: float = Field(5.0, gt=0)
+    """TCP + TLS connect timeout per hop (seconds)."""
+    read_timeout_s: float = Field(10.0, gt=0)
+    """Longest wait for the next body bytes (seconds)."""
+    total_timeout_s: float = Field(60.0, gt=0)
+    """Whole fetch, all hops, wall clock (seconds)."""
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Defaults suit the embedded CPU profile on loopback."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOXTRAL_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = "127.0.0.1"
+    """Interface the gateway listens on."""
+    port: int = 8001
+    """Port the gateway listens on."""
+    upstream_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
+    """Base URLs of vLLM engines (no `/v1`); segments are spread across all of them."""
+    upstream_model: str | None = None
+    """Model name sent upstream; None means the first model the engine lists."""
+    upstream_api_key: SecretStr | None = None
+    """Bearer key for the engine (vLLM `--api-key`)."""
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    """Keys clients must present as `Authorization: Bearer`; empty means no auth."""
+    upstream_connect_timeout_s: float = Field(5.0, gt=0)
+    """Connect timeout to an engine (seconds)."""
+    segment_timeout_s: float = Field(120.0, gt=0)
+    """Deadline for one segment's upstream call (seconds)."""
+    max_segments_in_flight_per_request: int = Field(16, ge=1)
+    """Segments of one request sent upstream at once."""
+    max_segments_in_flight: int = Field(256, ge=1)
+    """Segments in flight upstream across all requests (connection pool size too)."""
+    tokens_per_audio_second: float = Field(6.0, gt=0)
+    """Output-token budget per second of segment audio (real speech is ~3–5 tokens/s)."""
+    min_output_tokens: int = Field(16, ge=1)
+    """Smallest output-token budget for any segment."""
+    max_output_tokens: int | None = Field(None, ge=1)
+    """Cap on any segment's budget; None leaves only the per-second budget."""
+    default_language: str | None = None
+    """Language sent upstream when the client gives none (ISO-639-1); None lets the model choose."""
+    reported_language: str = "en"
+    """`language` reported in verbose_json when neither client nor settings name one."""
+    vad: VadSettings = Field(default_factory=VadSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    log_level: str = "INFO"
+    """Python logging level name."""
