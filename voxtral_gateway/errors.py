@@ -1,16 +1,16 @@
 """Gateway errors and the one mapping from any failure to OpenAI's error JSON.
 
-    GatewayError                      any failure we report on purpose
-    ├── InvalidRequestError (400)     a parameter is wrong
-    │   ├── UnsupportedAudioError     the bytes are not audio we can decode
-    │   └── AudioLimitError (413)     too many bytes / seconds / channels
-    ├── AuthenticationError (401)
-    ├── UrlRejectedError (400)        a file_url the fetcher refuses (SSRF guard)
-    ├── FetchError (400)              a permitted URL that could not be fetched
-    ├── OverloadedError (429)         admission refused, retry later
-    └── UpstreamError (502)           the engine answered badly
-        ├── UpstreamUnavailableError (503)  the engine cannot be reached
-        └── UpstreamTimeoutError (504)      the engine did not answer in time
+GatewayError                      any failure we report on purpose
+├── InvalidRequestError (400)     a parameter is wrong
+│   ├── UnsupportedAudioError     the bytes are not audio we can decode
+│   └── AudioLimitError (413)     too many bytes / seconds / channels
+├── AuthenticationError (401)
+├── UrlRejectedError (400)        a file_url the fetcher refuses (SSRF guard)
+├── FetchError (400)              a permitted URL that could not be fetched
+├── OverloadedError (429)         admission refused, retry later
+└── UpstreamError (502)           the engine answered badly
+    ├── UpstreamUnavailableError (503)  the engine cannot be reached
+    └── UpstreamTimeoutError (504)      the engine did not answer in time
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""create_app(settings) -> FastAPI. The lifespan owns the HTTP pool and the VAD model."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from voxtral_gateway import __version__
+from voxtral_gateway.errors import install_error_handlers
+from voxtral_gateway.middleware import (
+    ApiKeyMiddleware,
+    BodySizeLimitMiddleware,
+    RequestIdMiddleware,
+)
+from voxtral_gateway.pipeline.vad import SpeechDetector
+from voxtral_gateway.routes import health, transcriptions
+from voxtral_gateway.runtime import open_runtime
+from voxtral_gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    detector: SpeechDetector | None = None,
+) -> FastAPI:
+    """Build the gateway. Tests may pass their own HTTP client or VAD detector."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings, http_client=http_client, detector=detector) as runtime:
+            app.state.runtime = runtime
+            logger.info("gateway ready; engines: %s", ", ".join(settings.upstream_urls))
+            yield
+
+    app = FastAPI(title="voxtral-gateway", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(transcriptions.router)
+    app.include_router(health.router)
+    # Outermost first: ids on every response, then auth, then the byte cap before any parsing.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=[k.get_secret_value() for k in settings.api_keys])
+    app.add_middleware(RequestIdMiddleware)
+    return app

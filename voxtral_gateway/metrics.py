@@ -1,0 +1,58 @@
+"""Prometheus metrics, on a registry owned by the app (no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    """Everything the gateway counts; one instance per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "voxtral_requests",
+            "Transcription requests by outcome.",
+            ["status", "format"],
+            registry=r,
+        )
+        self.audio_seconds = Counter(
+            "voxtral_audio_seconds", "Seconds of decoded audio received.", registry=r
+        )
+        self.speech_seconds = Counter(
+            "voxtral_speech_seconds", "Seconds of audio sent upstream after VAD.", registry=r
+        )
+        self.segments = Counter("voxtral_segments", "Segments sent upstream.", registry=r)
+        self.in_flight_requests = Gauge(
+            "voxtral_in_flight_requests", "Transcription requests being served.", registry=r
+        )
+        self.in_flight_segments = Gauge(
+            "voxtral_in_flight_segments", "Segments waiting on an engine.", registry=r
+        )
+        self.decode_seconds = Histogram(
+            "voxtral_decode_seconds",
+            "Decode time per request.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.vad_seconds = Histogram(
+            "voxtral_vad_seconds", "VAD time per request.", buckets=_LATENCY_BUCKETS_S, registry=r
+        )
+        self.upstream_seconds = Histogram(
+            "voxtral_upstream_seconds",
+            "Engine latency per segment.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "voxtral_request_seconds",
+            "Whole request latency.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,143 @@
+"""Small ASGI middlewares that act before any body is parsed.
+
+Decisions use the ASGI scope's path, never a URL rebuilt from the Host header.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voxtral_gateway.errors import AudioLimitError, error_body
+
+logger = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/ping"})
+
+
+async def _send_json(
+    send: Send, status: int, body: dict, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the client's `X-Request-ID` if sane) for logs and responses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = (
+            given
+            if given.isascii() and 0 < len(given) <= 64 and given.isprintable()
+            else uuid.uuid4().hex
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, _send)
+
+
+class ApiKeyMiddleware:
+    """Require `Authorization: Bearer <key>` on every path but the probes, when keys are set."""
+
+    def __init__(self, app: ASGIApp, *, keys: list[str]) -> None:
+        self.app = app
+        self._keys = [k.encode() for k in keys]
+
+    def _is_known(self, presented: bytes) -> bool:
+        # Compare against every key without stopping early: timing reveals nothing.
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(presented, key)
+        return matched
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or not self._keys
+            or scope["path"] in OPEN_PATHS
+        ):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() == b"bearer" and self._is_known(token.strip()):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = error_body(
+            "Invalid or missing API key.", "authentication_error", code="invalid_api_key"
+        )
+        await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
+
+
+class BodySizeLimitMiddleware:
+    """413 before parsing when Content-Length is too big; count streamed bytes otherwise."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = AudioLimitError(
+            f"Request body exceeds the {self.max_bytes} byte limit.",
+            param="file",
+            code="request_too_large",
+        )
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(
+                send,
+                413,
+                error_body(
+                    too_large.message, too_large.error_type, param="file", code=too_large.code
+                ),
+            )
+            return
+        received = 0
+
+        async def _counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise too_large
+            return message
+
+        await self.app(scope, _counting_receive, send)

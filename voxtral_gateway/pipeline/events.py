@@ -1,0 +1,47 @@
+"""OpenAI transcription stream events as server-sent events.
+
+`transcript.text.delta` carries each segment's text as soon as it is next in file order;
+`transcript.text.done` carries the whole text and usage. The extra `segment` object on deltas
+(index, count, start, end) lets progress bars count; OpenAI's SDK ignores unknown fields.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.render import usage
+
+
+def format_sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def delta_event(result: SegmentResult, *, text: str, segment_count: int) -> str:
+    return format_sse(
+        {
+            "type": "transcript.text.delta",
+            "delta": text,
+            "segment": {
+                "index": result.index,
+                "count": segment_count,
+                "start": round(result.start_s, 3),
+                "end": round(result.end_s, 3),
+            },
+        }
+    )
+
+
+def done_event(transcript: Transcript) -> str:
+    return format_sse(
+        {"type": "transcript.text.done", "text": transcript.text, "usage": usage(transcript)}
+    )
+
+
+def error_event(error_body: dict[str, Any]) -> str:
+    """After the 200 has gone out, a failure can only travel as an event."""
+    return format_sse({"type": "error", **error_body})
+
+
+DONE_MARKER = "data: [DONE]\n\n"

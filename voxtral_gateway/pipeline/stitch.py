@@ -1,0 +1,47 @@
+"""Ordered segment results -> one `Transcript`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+
+_WHITESPACE = re.compile(r"\s+")
+# Scripts written without spaces between words: joining their segments adds none.
+_NO_SPACE_SCRIPT = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]"
+)
+
+
+def clean_text(text: str) -> str:
+    """Collapse runs of whitespace (engines emit newlines and double spaces) and trim."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def join_texts(texts: Iterable[str]) -> str:
+    """Join segment texts with one space, or none between two no-space scripts."""
+    joined = ""
+    for text in (clean_text(t) for t in texts):
+        if not text:
+            continue
+        if joined and not (_NO_SPACE_SCRIPT.match(joined[-1]) and _NO_SPACE_SCRIPT.match(text[0])):
+            joined += " "
+        joined += text
+    return joined
+
+
+def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str) -> Transcript:
+    """Build the transcript; segments with empty text are dropped from the timed list."""
+    ordered = sorted(results, key=lambda r: r.index)
+    kept = tuple(
+        SegmentResult(r.index, r.start_s, r.end_s, clean_text(r.text))
+        for r in ordered
+        if clean_text(r.text)
+    )
+    return Transcript(
+        text=join_texts(r.text for r in kept),
+        segments=kept,
+        duration_s=duration_s,
+        language=language,
+    )

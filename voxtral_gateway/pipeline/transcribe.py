@@ -1,0 +1,81 @@
+"""Fan segments out to the engines and hand results back in file order.
+
+Concurrency is bounded twice: per request (one long file cannot take every slot) and
+globally (the shared semaphore sized like the connection pool). Cancelling the consumer
+(a client that disconnected) cancels every in-flight upstream call: the TaskGroup owns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from voxtral_gateway.pipeline.records import Segment, SegmentResult
+from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """Output tokens allowed per segment: enough for fast speech, too few for a runaway loop."""
+
+    tokens_per_audio_second: float
+    min_tokens: int
+    max_tokens: int | None = None
+
+    def for_duration(self, duration_s: float) -> int:
+        tokens = max(self.min_tokens, math.ceil(duration_s * self.tokens_per_audio_second))
+        return min(tokens, self.max_tokens) if self.max_tokens else tokens
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """What the client asked for that the engine needs to know."""
+
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+
+
+async def transcribe_segments(
+    segments: Sequence[Segment],
+    upstream: UpstreamPool,
+    *,
+    budget: TokenBudget,
+    options: DecodingOptions,
+    per_request_limit: int,
+    global_slots: asyncio.Semaphore,
+) -> AsyncIterator[SegmentResult]:
+    """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line."""
+    if not segments:
+        return
+    request_slots = asyncio.Semaphore(per_request_limit)
+
+    async def _run(segment: Segment) -> SegmentResult:
+        async with request_slots, global_slots:
+            text = await upstream.transcribe(
+                UpstreamRequest(
+                    samples=segment.samples,
+                    max_output_tokens=budget.for_duration(segment.duration_s),
+                    language=options.language,
+                    prompt=options.prompt,
+                    temperature=options.temperature,
+                )
+            )
+        return SegmentResult(segment.index, segment.start_s, segment.end_s, text.strip())
+
+    # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_run(segment)) for segment in segments]
+            for task in tasks:
+                yield await task
+    except BaseExceptionGroup as group_error:
+        # Report the first real failure, not a group: the error handlers map single errors.
+        raise _first_leaf(group_error) from None
+
+
+def _first_leaf(group_error: BaseExceptionGroup) -> BaseException:
+    first = group_error.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

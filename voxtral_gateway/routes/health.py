@@ -1,0 +1,54 @@
+"""Probes, metrics and the model list."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from voxtral_gateway.deps import RuntimeDep
+from voxtral_gateway.errors import GatewayError, UpstreamUnavailableError
+from voxtral_gateway.protocol import ModelCard, ModelList
+
+router = APIRouter()
+
+_READY_CACHE_S = 2.0
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is up; says nothing about the engines."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """200 only if at least one engine completes a real (one-token) transcription."""
+    cache = runtime.probe_cache
+    now = time.monotonic()
+    if cache.checked_at is None or now - cache.checked_at > _READY_CACHE_S:
+        cache.engines = await runtime.upstream.probe()
+        cache.checked_at = time.monotonic()
+    is_ready = any(cache.engines.values())
+    body = {"status": "ready" if is_ready else "unavailable", "engines": cache.engines}
+    return JSONResponse(body, status_code=200 if is_ready else 503)
+
+
+@router.get("/metrics")
+async def metrics(runtime: RuntimeDep) -> Response:
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(runtime: RuntimeDep) -> ModelList:
+    """The engine's model, under the name the gateway forwards."""
+    names: list[str] = []
+    for engine in runtime.upstream.engines:
+        try:
+            names.append(await runtime.upstream.model_name(engine))
+        except GatewayError:
+            continue
+    if not names:
+        raise UpstreamUnavailableError("No speech engine is reachable.")
+    return ModelList(data=[ModelCard(id=name) for name in dict.fromkeys(names)])

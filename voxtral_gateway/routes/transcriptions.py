@@ -1,0 +1,154 @@
+"""POST /v1/audio/transcriptions: parse -> pipeline -> render. No audio maths here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from voxtral_gateway.deps import RuntimeDep, SettingsDep
+from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
+from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
+from voxtral_gateway.pipeline.ingest import read_transcription_request
+from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
+from voxtral_gateway.pipeline.stitch import clean_text
+from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
+from voxtral_gateway.runtime import PreparedAudio, Runtime, TranscriptionOptions
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+T = TypeVar("T")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 413, 429, 500, 502, 503, 504)
+}
+
+
+def _request_body_schema() -> dict[str, Any]:
+    """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them)."""
+    fields = TranscriptionRequest.model_json_schema()
+    multipart = {
+        **fields,
+        "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": multipart},
+                "application/json": {"schema": fields},
+            },
+        }
+    }
+
+
+class ClientDisconnectedError(Exception):
+    """The client went away; nothing is sent back."""
+
+
+async def _until_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it (and its upstream calls) if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_until_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        logger.info("[%s] client disconnected; upstream calls cancelled", request.state.request_id)
+        raise ClientDisconnectedError
+    return task.result()
+
+
+def options_from(params: TranscriptionRequest, use_vad_default: bool) -> TranscriptionOptions:
+    return TranscriptionOptions(
+        language=params.language,
+        prompt=params.prompt,
+        temperature=params.temperature,
+        use_vad=use_vad_default if params.vad_filter is None else params.vad_filter,
+        vad_overrides=params.vad_overrides() or None,
+    )
+
+
+@router.post(
+    "/v1/audio/transcriptions",
+    responses=_ERRORS,
+    openapi_extra=_request_body_schema(),
+    response_model=None,
+)
+async def create_transcription(
+    request: Request, runtime: RuntimeDep, settings: SettingsDep
+) -> Response:
+    started = time.perf_counter()
+    metrics = runtime.metrics
+    metrics.in_flight_requests.inc()
+    response_format = "json"
+    try:
+        ingested = await read_transcription_request(request, settings)
+        params = ingested.params
+        response_format = params.response_format
+        options = options_from(params, settings.vad.enabled)
+        prepared = await runtime.prepare(ingested.data, options)
+        if params.stream:
+            events = _stream_events(request, runtime, prepared, options)
+            metrics.requests.labels("200", "stream").inc()
+            return StreamingResponse(
+                events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
+        transcript = await _cancel_on_disconnect(request, _collect(runtime, prepared, options))
+        body = render_transcript(transcript, params.response_format)
+        metrics.requests.labels("200", response_format).inc()
+        if isinstance(body, dict):
+            return JSONResponse(body)
+        return Response(body, media_type=MEDIA_TYPES[params.response_format])
+    except GatewayError as exc:
+        metrics.requests.labels(str(exc.status_code), response_format).inc()
+        raise
+    except ClientDisconnectedError:
+        metrics.requests.labels("499", response_format).inc()
+        return Response(status_code=499)
+    finally:
+        metrics.in_flight_requests.dec()
+        metrics.request_seconds.observe(time.perf_counter() - started)
+
+
+async def _collect(runtime: Runtime, prepared: PreparedAudio, options: TranscriptionOptions):
+    results = [result async for result in runtime.segment_results(prepared, options)]
+    return runtime.finish(prepared, results, options)
+
+
+async def _stream_events(
+    request: Request, runtime: Runtime, prepared: PreparedAudio, options: TranscriptionOptions
+) -> AsyncIterator[str]:
+    """Deltas in file order as segments finish; failures after the 200 become an error event."""
+    results = []
+    count = len(prepared.segments)
+    try:
+        async for result in runtime.segment_results(prepared, options):
+            results.append(result)
+            text = clean_text(result.text)
+            if text:
+                # Deltas concatenate to the done text: all but the first start with a space.
+                prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
+                yield delta_event(result, text=prefix + text, segment_count=count)
+        yield done_event(runtime.finish(prepared, results, options))
+    except GatewayError as exc:
+        logger.warning("[%s] stream failed: %s", request.state.request_id, exc.message)
+        yield error_event(gateway_error_body(exc))
+    except Exception:
+        logger.exception("[%s] stream failed", request.state.request_id)
+        yield error_event(
+            error_body("Internal server error", "server_error", code="internal_error")
+        )
+    yield DONE_MARKER

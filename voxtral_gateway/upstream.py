@@ -1,0 +1,229 @@
+"""The vLLM engines behind the gateway, reached over one pooled `httpx.AsyncClient`.
+
+`UpstreamPool` picks the engine with the least outstanding work for each segment, retries
+transient failures (connect errors, 502/503) on another engine with jittered backoff, and maps
+httpx's errors to gateway errors in one place (`_mapped_errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from voxtral_gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
+from voxtral_gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({502, 503})
+_MAX_ATTEMPTS = 3
+_BACKOFF_BASE_S = 0.05
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """One segment's call: 16 kHz mono samples plus the OpenAI parameters we forward."""
+
+    samples: np.ndarray
+    max_output_tokens: int
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+
+
+@dataclass
+class Engine:
+    """One vLLM server and what we know about it."""
+
+    base_url: str
+    outstanding: int = 0
+    model: str | None = None
+    failures: int = 0
+    healthy: bool = True
+
+
+@dataclass
+class UpstreamPool:
+    """All engines; hands out the least-loaded healthy one per call."""
+
+    client: httpx.AsyncClient
+    settings: Settings
+    engines: list[Engine] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, client: httpx.AsyncClient, settings: Settings) -> UpstreamPool:
+        engines = [Engine(url.rstrip("/")) for url in settings.upstream_urls]
+        return cls(client=client, settings=settings, engines=engines)
+
+    def _headers(self) -> dict[str, str]:
+        key = self.settings.upstream_api_key
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+    def _pick(self, exclude: set[str]) -> Engine:
+        candidates = [e for e in self.engines if e.base_url not in exclude] or self.engines
+        healthy = [e for e in candidates if e.healthy] or candidates
+        return min(healthy, key=lambda e: e.outstanding)
+
+    async def model_name(self, engine: Engine) -> str:
+        """The model to name upstream: configured, or the first one the engine lists."""
+        if self.settings.upstream_model:
+            return self.settings.upstream_model
+        if engine.model is None:
+            with _mapped_errors(engine.base_url):
+                response = await self.client.get(
+                    f"{engine.base_url}/v1/models", headers=self._headers()
+                )
+            if response.status_code != 200:
+                raise UpstreamError(f"Engine listed no models (HTTP {response.status_code}).")
+            models = response.json().get("data") or []
+            if not models:
+                raise UpstreamError("Engine serves no model.")
+            engine.model = models[0]["id"]
+        return engine.model
+
+    async def transcribe(self, request: UpstreamRequest) -> str:
+        """Text for one segment; retries transient failures on other engines."""
+        wav = encode_wav(request.samples)
+        tried: set[str] = set()
+        last_error: GatewayError | None = None
+        for attempt in range(_MAX_ATTEMPTS):
+            engine = self._pick(tried)
+            tried.add(engine.base_url)
+            engine.outstanding += 1
+            try:
+                text = await self._transcribe_once(engine, wav, request)
+            except (UpstreamUnavailableError, _RetryableStatusError) as exc:
+                engine.failures += 1
+                engine.healthy = False
+                last_error = (
+                    exc.as_gateway_error() if isinstance(exc, _RetryableStatusError) else exc
+                )
+                logger.warning("engine %s failed (%s); attempt %d", engine.base_url, exc, attempt)
+                await asyncio.sleep(_BACKOFF_BASE_S * (2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
+                continue
+            finally:
+                engine.outstanding -= 1
+            engine.failures = 0
+            engine.healthy = True
+            return text
+        assert last_error is not None
+        raise last_error
+
+    async def _transcribe_once(self, engine: Engine, wav: bytes, request: UpstreamRequest) -> str:
+        model = await self.model_name(engine)
+        form: dict[str, str] = {
+            "model": model,
+            "response_format": "json",
+            "max_completion_tokens": str(request.max_output_tokens),
+        }
+        if request.language:
+            form["language"] = request.language
+        if request.prompt:
+            form["prompt"] = request.prompt
+        if request.temperature is not None:
+            form["temperature"] = str(request.temperature)
+        timeout = httpx.Timeout(
+            self.settings.segment_timeout_s, connect=self.settings.upstream_connect_timeout_s
+        )
+        with _mapped_errors(engine.base_url):
+            response = await self.client.post(
+                f"{engine.base_url}/v1/audio/transcriptions",
+                files={"file": ("segment.wav", wav, "audio/wav")},
+                data=form,
+                headers=self._headers(),
+                timeout=timeout,
+            )
+        if response.status_code in _RETRY_STATUSES:
+            raise _RetryableStatusError(response.status_code, _upstream_message(response))
+        if 400 <= response.status_code < 500:
+            # The engine refused the parameters we forwarded (e.g. an unknown language).
+            raise InvalidRequestError(
+                f"The model rejected the request: {_upstream_message(response)}"
+            )
+        if response.status_code != 200:
+            raise UpstreamError(f"Engine answered HTTP {response.status_code}.")
+        try:
+            return str(response.json()["text"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError("Engine answered with a malformed body.") from exc
+
+    async def probe(self) -> dict[str, bool]:
+        """A real one-token inference per engine: `/health` can say 200 for a stuck engine."""
+        probe = UpstreamRequest(
+            samples=np.zeros(SAMPLE_RATE_HZ // 2, np.float32), max_output_tokens=1
+        )
+        wav = encode_wav(probe.samples)
+
+        async def _one(engine: Engine) -> bool:
+            try:
+                await self._transcribe_once(engine, wav, probe)
+            except (GatewayError, _RetryableStatusError):
+                engine.healthy = False
+                return False
+            engine.healthy = True
+            return True
+
+        results = await asyncio.gather(*(_one(e) for e in self.engines))
+        return {e.base_url: ok for e, ok in zip(self.engines, results, strict=True)}
+
+
+class _RetryableStatusError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+    def as_gateway_error(self) -> GatewayError:
+        if self.status == 503:
+            return UpstreamUnavailableError("The speech engine is unavailable; retry later.")
+        return UpstreamError("The speech engine failed to answer.")
+
+
+def _upstream_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", ""))[:500]
+    return str(body.get("message") or body.get("detail") or body)[:500]
+
+
+@contextlib.contextmanager
+def _mapped_errors(base_url: str) -> Iterator[None]:
+    """httpx failures -> 503 (cannot connect) / 504 (too slow) / 502 (broken exchange)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, httpx.ConnectTimeout):
+            raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
+        raise UpstreamTimeoutError("The speech engine did not answer in time.") from exc
+    except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+        # A refused connection, or one the engine dropped mid-answer (killed): both transient.
+        logger.info("engine %s unreachable: %s", base_url, exc)
+        raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError("The exchange with the speech engine failed.") from exc
+
+
+def encode_wav(samples: np.ndarray) -> bytes:
+    """16-bit PCM WAV at 16 kHz: the smallest lossless form every engine decodes without ffmpeg."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
