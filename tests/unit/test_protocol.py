@@ -1,0 +1,55 @@
+"""Form quirks of the OpenAI SDK folded into the request model."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from voxtral_gateway.protocol import ServerVadChunking, TranscriptionRequest
+
+
+def test_bracketed_form_keys_fold_into_fields() -> None:
+    request = TranscriptionRequest.model_validate(
+        {
+            "model": "voxtral",
+            "timestamp_granularities[]": "segment",
+            "chunking_strategy[type]": "server_vad",
+            "chunking_strategy[threshold]": "0.7",
+            "chunking_strategy[silence_duration_ms]": "800",
+            "chunking_strategy[prefix_padding_ms]": "100",
+        }
+    )
+    assert request.timestamp_granularities == ["segment"]
+    assert isinstance(request.chunking_strategy, ServerVadChunking)
+    assert request.vad_overrides() == {
+        "threshold": 0.7,
+        "min_silence_ms": 800,
+        "speech_pad_ms": 100,
+    }
+
+
+def test_chunking_strategy_as_json_string_and_auto() -> None:
+    request = TranscriptionRequest.model_validate(
+        {"chunking_strategy": '{"type": "server_vad", "threshold": 0.3}'}
+    )
+    assert request.vad_overrides() == {"threshold": 0.3}
+    assert TranscriptionRequest.model_validate({"chunking_strategy": "auto"}).vad_overrides() == {}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"timestamp_granularities[]": ["word"]},
+        {"response_format": "docx"},
+        {"temperature": "1.5"},
+        {"stream": "true", "response_format": "srt"},
+        {"chunking_strategy": {"type": "server_vad", "threshold": 2}},
+        {"include[]": ["logprobs"]},
+        {"language": "english; DROP TABLE"},
+        {"unknown_field": "x"},
+        {"file_url": "https://a.example/x.wav", "audio": "AAAA"},
+    ],
+)
+def test_invalid_parameters_are_rejected(fields: dict) -> None:
+    with pytest.raises(ValidationError):
+        TranscriptionRequest.model_validate(fields)
