@@ -3,16 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from pathlib import Path
+from types import FrameType
 
 import httpx
 import uvicorn
 from tqdm import tqdm
 
 from voxtral_gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """On the first SIGTERM/SIGINT: answer new requests 503, let in-flight ones finish, exit.
+
+    Plain uvicorn closes its socket at once, so new clients see connection errors instead of
+    a 503 with Retry-After that a load balancer or SDK retry understands.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self.drain_timeout_s = drain_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_started = False
+
+    async def serve(self, sockets: list | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_started or self._loop is None or not self.started:
+            super().handle_exit(sig, frame)  # a second signal forces the exit
+            return
+        self._drain_started = True
+        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
+
+    async def _drain(self) -> None:
+        admission = self.config.app.state.runtime.admission
+        logger.info(
+            "draining: up to %.0f s for %d requests",
+            self.drain_timeout_s,
+            admission.in_flight_requests,
+        )
+        finished = await admission.drain(self.drain_timeout_s)
+        logger.info("drain %s; exiting", "complete" if finished else "timed out")
+        self.should_exit = True
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -26,13 +66,14 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=5,
     )
+    DrainingServer(config, drain_timeout_s=settings.drain_timeout_s).run()
     return 0
 
 

@@ -29,8 +29,11 @@ class Metrics:
         self.in_flight_requests = Gauge(
             "voxtral_in_flight_requests", "Transcription requests being served.", registry=r
         )
-        self.in_flight_segments = Gauge(
-            "voxtral_in_flight_segments", "Segments waiting on an engine.", registry=r
+        self.pending_segments = Gauge(
+            "voxtral_pending_segments", "Segments admitted and not yet transcribed.", registry=r
+        )
+        self.in_flight_audio_seconds = Gauge(
+            "voxtral_in_flight_audio_seconds", "Audio seconds being transcribed.", registry=r
         )
         self.decode_seconds = Histogram(
             "voxtral_decode_seconds",

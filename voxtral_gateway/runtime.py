@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
 from voxtral_gateway.pipeline.decode import decode_audio
 from voxtral_gateway.pipeline.records import Audio, Segment, SegmentResult, Transcript
@@ -62,6 +63,7 @@ class Runtime:
     detector: SpeechDetector
     metrics: Metrics
     segment_slots: asyncio.Semaphore
+    admission: Admission
     probe_cache: ProbeCache = field(default_factory=ProbeCache)
 
     def budget(self) -> TokenBudget:
@@ -151,13 +153,18 @@ async def open_runtime(
     """Build the runtime; a client passed in is the caller's to close."""
     owns_client = http_client is None
     client = http_client or build_http_client(settings)
+    metrics = metrics or Metrics()
+    admission = Admission(settings)
+    metrics.pending_segments.set_function(lambda: admission.pending_segments)
+    metrics.in_flight_audio_seconds.set_function(lambda: admission.in_flight_audio_s)
     try:
         yield Runtime(
             settings=settings,
             upstream=UpstreamPool.from_settings(client, settings),
             detector=detector or await asyncio.to_thread(load_detector, settings.vad),
-            metrics=metrics or Metrics(),
+            metrics=metrics,
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),
+            admission=admission,
         )
     finally:
         if owns_client:

@@ -27,10 +27,17 @@ class VadSettings(BaseModel):
     """Padding (milliseconds) kept on both sides of every segment, so word edges survive."""
     segment_max_s: float = Field(30.0, gt=1.0, le=600.0)
     """Longest segment sent upstream (seconds); Voxtral and Whisper both see 30 s windows."""
-    backend: Literal["onnx", "jit"] = "onnx"
-    """Silero model file from the `silero-vad` wheel: ONNX (faster here) or TorchScript."""
-    batch_streams: int = Field(32, ge=1)
-    """Parallel streams one file is split into for batched VAD inference."""
+    detector: Literal["batched", "stock"] = "batched"
+    """VAD implementation: `batched` (same Silero network, many frames per matrix multiply)
+    or `stock` (the silero-vad package's own one-chunk-at-a-time loop, ~10x slower)."""
+    stock_backend: Literal["onnx", "jit"] = "onnx"
+    """Model file the `stock` detector loads from the wheel; ONNX measured faster here."""
+    batch_streams: int = Field(16, ge=1)
+    """Most parallel LSTM streams one file is split into by the `batched` detector."""
+    stream_warmup_s: float = Field(8.0, ge=0.0)
+    """Audio (seconds) each later stream runs before its block so LSTM state has converged."""
+    threads: int = Field(1, ge=1)
+    """Torch intra-op threads per VAD call; 1 keeps one request's VAD on one core."""
 
 
 class LimitSettings(BaseModel):
@@ -106,6 +113,16 @@ class Settings(BaseSettings):
     """Smallest output-token budget for any segment."""
     max_output_tokens: int | None = Field(None, ge=1)
     """Cap on any segment's budget; None leaves only the per-second budget."""
+    max_in_flight_requests: int = Field(512, ge=1)
+    """Transcription requests admitted at once; more get 429 before their body is read."""
+    max_in_flight_audio_s: float = Field(4 * 3600.0, gt=0)
+    """Seconds of decoded audio being transcribed at once; past it new requests get 429."""
+    max_pending_segments: int = Field(2048, ge=1)
+    """Segments admitted and not yet transcribed (queued or upstream); past it: 429."""
+    retry_after_s: int = Field(2, ge=1)
+    """`Retry-After` sent with 429 and draining 503 (seconds)."""
+    drain_timeout_s: float = Field(60.0, ge=0)
+    """On SIGTERM: refuse new requests (503) and wait this long for in-flight ones (seconds)."""
     default_language: str | None = None
     """Language sent upstream when the client gives none (ISO-639-1); None lets the model choose."""
     reported_language: str = "en"

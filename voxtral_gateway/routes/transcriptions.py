@@ -10,11 +10,14 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
+from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
 from voxtral_gateway.pipeline.ingest import read_transcription_request
+from voxtral_gateway.pipeline.records import Transcript
 from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
@@ -92,21 +95,32 @@ async def create_transcription(
 ) -> Response:
     started = time.perf_counter()
     metrics = runtime.metrics
-    metrics.in_flight_requests.inc()
     response_format = "json"
+    streaming = False
+    ticket = None
     try:
+        # Admission comes first: an overloaded gateway answers 429 before reading the body.
+        ticket = runtime.admission.admit()
+        metrics.in_flight_requests.inc()
         ingested = await read_transcription_request(request, settings)
         params = ingested.params
         response_format = params.response_format
         options = options_from(params, settings.vad.enabled)
         prepared = await runtime.prepare(ingested.data, options)
+        ticket.hold(prepared.audio.duration_s, len(prepared.segments))
         if params.stream:
-            events = _stream_events(request, runtime, prepared, options)
+            streaming = True
             metrics.requests.labels("200", "stream").inc()
             return StreamingResponse(
-                events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+                _stream_events(request, runtime, prepared, options, ticket),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+                # Released by the stream's end too; this covers a stream that never started.
+                background=BackgroundTask(ticket.release),
             )
-        transcript = await _cancel_on_disconnect(request, _collect(runtime, prepared, options))
+        transcript = await _cancel_on_disconnect(
+            request, _collect(runtime, prepared, options, ticket)
+        )
         body = render_transcript(transcript, params.response_format)
         metrics.requests.labels("200", response_format).inc()
         if isinstance(body, dict):
@@ -119,23 +133,36 @@ async def create_transcription(
         metrics.requests.labels("499", response_format).inc()
         return Response(status_code=499)
     finally:
-        metrics.in_flight_requests.dec()
+        if ticket is not None:
+            metrics.in_flight_requests.dec()
+            if not streaming:
+                ticket.release()
         metrics.request_seconds.observe(time.perf_counter() - started)
 
 
-async def _collect(runtime: Runtime, prepared: PreparedAudio, options: TranscriptionOptions):
-    results = [result async for result in runtime.segment_results(prepared, options)]
+async def _collect(
+    runtime: Runtime, prepared: PreparedAudio, options: TranscriptionOptions, ticket: Ticket
+) -> Transcript:
+    results = []
+    async for result in runtime.segment_results(prepared, options):
+        ticket.segment_done()
+        results.append(result)
     return runtime.finish(prepared, results, options)
 
 
 async def _stream_events(
-    request: Request, runtime: Runtime, prepared: PreparedAudio, options: TranscriptionOptions
+    request: Request,
+    runtime: Runtime,
+    prepared: PreparedAudio,
+    options: TranscriptionOptions,
+    ticket: Ticket,
 ) -> AsyncIterator[str]:
     """Deltas in file order as segments finish; failures after the 200 become an error event."""
     results = []
     count = len(prepared.segments)
     try:
         async for result in runtime.segment_results(prepared, options):
+            ticket.segment_done()
             results.append(result)
             text = clean_text(result.text)
             if text:
