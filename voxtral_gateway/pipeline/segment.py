@@ -1,0 +1,270 @@
+"""Speech probabilities -> speech spans -> segments no longer than the model's window.
+
+The stage is three pure steps plus the glue that runs the detector:
+
+    detect_speech(probabilities, params)   -> speech spans (Silero's hysteresis state machine)
+    merge_spans(spans, ...)                -> padded segment spans <= max_segment_s, cut in pauses
+    segment_audio(audio, detector, params) -> Segments with their samples; [] when no speech
+
+`fixed_windows` is the VAD-off path: back-to-back windows of `max_segment_s`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from voxtral_gateway.errors import InvalidRequestError
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment, Span
+from voxtral_gateway.pipeline.vad import FRAME_S, SpeechDetector
+from voxtral_gateway.settings import VadSettings
+
+_NEG_THRESHOLD_GAP = 0.15  # Silero's exit threshold sits this far below the entry threshold.
+
+
+@dataclass(frozen=True, kw_only=True)
+class VadParams:
+    """Segmentation parameters for one request (settings plus the client's overrides)."""
+
+    threshold: float = 0.5
+    """Frame speech probability (0-1) at or above which speech starts."""
+    min_speech_ms: int = 250
+    """Speech regions this short or shorter (milliseconds) are dropped as clicks."""
+    min_silence_ms: int = 300
+    """Pauses shorter than this (milliseconds) do not end a speech region."""
+    speech_pad_ms: int = 200
+    """Padding (milliseconds) added on each side of a segment, never into a neighbour."""
+    max_segment_s: float = 30.0
+    """Longest segment (seconds), padding included."""
+
+    @property
+    def neg_threshold(self) -> float:
+        """Probability below which speech ends (hysteresis, as Silero does)."""
+        return max(self.threshold - _NEG_THRESHOLD_GAP, 0.01)
+
+
+# Override keys: our own names, plus OpenAI's `chunking_strategy: {"type": "server_vad", ...}`.
+_OVERRIDE_FIELDS = {
+    "threshold": "threshold",
+    "speech_pad_ms": "speech_pad_ms",
+    "min_silence_ms": "min_silence_ms",
+    "min_speech_ms": "min_speech_ms",
+    "prefix_padding_ms": "speech_pad_ms",
+    "silence_duration_ms": "min_silence_ms",
+}
+
+
+def vad_params(settings: VadSettings, overrides: Mapping[str, Any] | None = None) -> VadParams:
+    """Settings defaults plus a client's overrides (our field names or OpenAI's server_vad ones).
+
+    Raises InvalidRequestError (param `chunking_strategy`) for unknown fields or bad values.
+    """
+    values: dict[str, Any] = {
+        "threshold": settings.threshold,
+        "min_speech_ms": settings.min_speech_ms,
+        "min_silence_ms": settings.min_silence_ms,
+        "speech_pad_ms": settings.speech_pad_ms,
+        "max_segment_s": settings.segment_max_s,
+    }
+    for name, value in (overrides or {}).items():
+        if name == "type" or value is None:
+            continue
+        field = _OVERRIDE_FIELDS.get(name)
+        if field is None:
+            raise InvalidRequestError(
+                f"Unknown chunking_strategy field {name!r}; expected one of "
+                f"{sorted(_OVERRIDE_FIELDS)}",
+                param="chunking_strategy",
+            )
+        values[field] = _checked_override(name, value)
+    params = VadParams(**values)
+    # Padding on both sides must leave room for speech inside the window.
+    max_pad_ms = int(params.max_segment_s * 1000 / 4)
+    if params.speech_pad_ms > max_pad_ms:
+        raise InvalidRequestError(
+            f"chunking_strategy.prefix_padding_ms must be at most {max_pad_ms}",
+            param="chunking_strategy",
+        )
+    return params
+
+
+def _checked_override(name: str, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(
+            f"chunking_strategy.{name} must be a number", param="chunking_strategy"
+        )
+    if name == "threshold":
+        if not 0.0 <= value <= 1.0:
+            raise InvalidRequestError(
+                "chunking_strategy.threshold must be between 0 and 1", param="chunking_strategy"
+            )
+        return float(value)
+    if not 0 <= value <= 10_000:
+        raise InvalidRequestError(
+            f"chunking_strategy.{name} must be between 0 and 10000", param="chunking_strategy"
+        )
+    return int(value)
+
+
+def detect_speech(probabilities: np.ndarray, params: VadParams) -> list[Span]:
+    """Speech spans (unpadded, seconds) from per-frame probabilities; [] when there is none.
+
+    Speech starts at a frame >= threshold and ends at the first frame < threshold - 0.15 that
+    begins a pause of at least min_silence_ms; regions no longer than min_speech_ms are dropped.
+    This is Silero's `get_speech_timestamps_from_probs` without its padding and length cap,
+    which `merge_spans` does with the window in view.
+    """
+    frame_samples = round(FRAME_S * SAMPLE_RATE_HZ)
+    total_samples = len(probabilities) * frame_samples
+    min_silence_samples = SAMPLE_RATE_HZ * params.min_silence_ms / 1000
+    min_speech_samples = SAMPLE_RATE_HZ * params.min_speech_ms / 1000
+    threshold, neg_threshold = params.threshold, params.neg_threshold
+
+    spans: list[Span] = []
+    start: int | None = None
+    pause_start = 0  # 0 means "no pause running", as in Silero (a pause never starts at 0)
+    for frame, probability in enumerate(probabilities.tolist()):
+        sample = frame * frame_samples
+        if probability >= threshold:
+            pause_start = 0
+            if start is None:
+                start = sample
+                continue
+        if start is None or probability >= neg_threshold:
+            continue
+        if not pause_start:
+            pause_start = sample
+        if sample - pause_start < min_silence_samples:
+            continue
+        if pause_start - start > min_speech_samples:
+            spans.append(_span(start, pause_start))
+        start, pause_start = None, 0
+    if start is not None and total_samples - start > min_speech_samples:
+        spans.append(_span(start, total_samples))
+    return spans
+
+
+def _span(start_sample: int, end_sample: int) -> Span:
+    return Span(start_sample / SAMPLE_RATE_HZ, end_sample / SAMPLE_RATE_HZ)
+
+
+def merge_spans(
+    spans: Sequence[Span],
+    *,
+    max_segment_s: float,
+    speech_pad_s: float,
+    duration_s: float,
+    probabilities: np.ndarray | None = None,
+) -> list[Span]:
+    """Group speech spans into padded segments no longer than `max_segment_s`.
+
+    When the next span does not fit, the segment is cut at the longest pause inside the
+    window: a word split across two segments is lost by both, and long pauses are where
+    sentences end. A single region longer than the window is cut at its lowest-probability
+    frame (from `probabilities`, one per 32 ms frame) or, without them, at the window edge.
+    Each segment is padded by `speech_pad_s` on both sides, but never past the file or into a
+    neighbour (a short gap is shared at its midpoint).
+    """
+    if max_segment_s <= 4 * speech_pad_s:
+        raise ValueError("max_segment_s must exceed four times the padding")
+    # Room for speech inside one padded segment, less a sample so rounding cannot overshoot.
+    limit_s = max_segment_s - 2 * speech_pad_s - 1 / SAMPLE_RATE_HZ
+    pieces = [piece for span in spans for piece in _split_long_span(span, limit_s, probabilities)]
+
+    groups: list[Span] = []
+    first = 0
+    while first < len(pieces):
+        window_end_s = pieces[first].start_s + limit_s
+        last = first
+        while last + 1 < len(pieces) and pieces[last + 1].end_s <= window_end_s:
+            last += 1
+        if last + 1 < len(pieces):
+            last = _longest_pause_before(pieces, first, last)
+        groups.append(Span(pieces[first].start_s, pieces[last].end_s))
+        first = last + 1
+    return _pad(groups, speech_pad_s, duration_s)
+
+
+def _longest_pause_before(pieces: Sequence[Span], first: int, last: int) -> int:
+    """Index of the piece ending the group, chosen so the group ends at the longest pause."""
+    best, best_gap = last, -1.0
+    for index in range(first, last + 1):
+        gap = pieces[index + 1].start_s - pieces[index].end_s
+        if gap >= best_gap:  # ties go to the later pause: fewer, longer segments
+            best, best_gap = index, gap
+    return best
+
+
+def _split_long_span(span: Span, limit_s: float, probabilities: np.ndarray | None) -> list[Span]:
+    """Cut a speech region longer than limit_s into abutting pieces no longer than limit_s."""
+    pieces: list[Span] = []
+    start_s = span.start_s
+    while span.end_s - start_s > limit_s:
+        cut_s = start_s + limit_s
+        if probabilities is not None:
+            # Look in the window's second half, so no piece is needlessly short.
+            first = int(np.ceil((start_s + limit_s / 2) / FRAME_S))
+            last = int((start_s + limit_s) / FRAME_S)  # frame `last` starts inside the window
+            window = probabilities[first:last]
+            if len(window):
+                cut_s = (first + int(np.argmin(window))) * FRAME_S
+        pieces.append(Span(start_s, cut_s))
+        start_s = cut_s
+    pieces.append(Span(start_s, span.end_s))
+    return pieces
+
+
+def _pad(groups: Sequence[Span], pad_s: float, duration_s: float) -> list[Span]:
+    padded: list[Span] = []
+    for index, group in enumerate(groups):
+        start_s = max(0.0, group.start_s - pad_s)
+        end_s = min(duration_s, group.end_s + pad_s)
+        if index > 0:
+            start_s = max(start_s, (groups[index - 1].end_s + group.start_s) / 2)
+        if index + 1 < len(groups):
+            end_s = min(end_s, (group.end_s + groups[index + 1].start_s) / 2)
+        padded.append(Span(start_s, end_s))
+    return padded
+
+
+def segment_audio(audio: Audio, detector: SpeechDetector, params: VadParams) -> list[Segment]:
+    """Run VAD and cut the audio into speech segments, in order; [] when there is no speech."""
+    probabilities = detector.frame_probabilities(audio.samples)
+    spans = detect_speech(probabilities, params)
+    merged = merge_spans(
+        spans,
+        max_segment_s=params.max_segment_s,
+        speech_pad_s=params.speech_pad_ms / 1000,
+        duration_s=audio.duration_s,
+        probabilities=probabilities,
+    )
+    return _cut(audio, merged)
+
+
+def fixed_windows(audio: Audio, max_segment_s: float) -> list[Segment]:
+    """VAD off: back-to-back windows of max_segment_s (the last one shorter); [] if empty."""
+    window = round(max_segment_s * SAMPLE_RATE_HZ)
+    spans = [
+        Span(start / SAMPLE_RATE_HZ, min(start + window, len(audio.samples)) / SAMPLE_RATE_HZ)
+        for start in range(0, len(audio.samples), window)
+    ]
+    return _cut(audio, spans)
+
+
+def _cut(audio: Audio, spans: Sequence[Span]) -> list[Segment]:
+    segments = []
+    for index, span in enumerate(spans):
+        start = round(span.start_s * SAMPLE_RATE_HZ)
+        end = min(round(span.end_s * SAMPLE_RATE_HZ), len(audio.samples))
+        segments.append(
+            Segment(
+                index=index,
+                start_s=start / SAMPLE_RATE_HZ,
+                end_s=end / SAMPLE_RATE_HZ,
+                samples=audio.samples[start:end],
+            )
+        )
+    return segments
