@@ -6,9 +6,10 @@ e.g. `VOXTRAL_VAD__THRESHOLD=0.6`, `VOXTRAL_FETCH__ALLOW_HTTP=true`.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +79,15 @@ class FetchSettings(BaseModel):
     """Longest wait for the next body bytes (seconds)."""
     total_timeout_s: float = Field(60.0, gt=0)
     """Whole fetch, all hops, wall clock (seconds)."""
+    ca_bundle_path: str | None = None
+    """PEM file of CAs trusted for `https` fetches (server config, never client input);
+    None uses certifi's bundle."""
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks_parse(cls, networks: list[str]) -> list[str]:
+        # Fail at startup, not on the first fetch, if a CIDR is mistyped.
+        return [str(ipaddress.ip_network(network, strict=False)) for network in networks]
 
 
 class Settings(BaseSettings):
