@@ -1,0 +1,146 @@
+"""runpod/supervise.py with real child processes: both halves live and die together."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from voxtral_gateway.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"voxtral_runpod_{name}", REPO / "runpod" / f"{name}.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+supervise = _load_script("supervise")
+
+# A child that records SIGTERM in a file, then exits; or ignores it when told to.
+_CHILD = """
+import signal, sys, time, pathlib
+marker = pathlib.Path(sys.argv[1])
+def on_term(*_):
+    marker.write_text("terminated")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if sys.argv[2] == "ignore" else on_term)
+marker.with_suffix(".started").write_text("")
+time.sleep(float(sys.argv[3]))
+sys.exit(int(sys.argv[4]))
+"""
+
+
+def _child(tmp_path: Path, name: str, *, sleep_s: float, exit_code: int = 0, on_term: str = "exit"):
+    marker = tmp_path / f"{name}.marker"
+    argv = [sys.executable, "-c", _CHILD, str(marker), on_term, str(sleep_s), str(exit_code)]
+    return supervise.Program(name, argv, dict(os.environ)), marker
+
+
+def _wait_started(*markers: Path) -> None:
+    deadline = time.monotonic() + 20
+    while not all(m.with_suffix(".started").exists() for m in markers):
+        assert time.monotonic() < deadline, "children did not start"
+        time.sleep(0.05)
+
+
+def test_when_one_child_fails_the_other_is_stopped_and_its_code_returned(tmp_path: Path) -> None:
+    engine, engine_marker = _child(tmp_path, "engine", sleep_s=60)
+    front, _ = _child(tmp_path, "front", sleep_s=1.0, exit_code=3)
+
+    started = time.monotonic()
+    code = supervise.Supervisor([engine, front], grace_s=10).run()
+
+    assert code == 3
+    assert engine_marker.read_text() == "terminated"
+    assert time.monotonic() - started < 30
+
+
+def test_a_clean_exit_of_one_half_still_fails_the_container(tmp_path: Path) -> None:
+    engine, _ = _child(tmp_path, "engine", sleep_s=60)
+    front, _ = _child(tmp_path, "front", sleep_s=0.5, exit_code=0)
+    assert supervise.Supervisor([engine, front], grace_s=10).run() == 1
+
+
+def test_child_ignoring_sigterm_is_killed_after_grace(tmp_path: Path) -> None:
+    stubborn, stubborn_marker = _child(tmp_path, "engine", sleep_s=60, on_term="ignore")
+    front, front_marker = _child(tmp_path, "front", sleep_s=60)
+    supervisor = supervise.Supervisor([stubborn, front], grace_s=1.0)
+
+    def stop_when_started() -> None:
+        _wait_started(stubborn_marker, front_marker)
+        supervisor.request_stop(signal.SIGTERM)
+
+    threading.Thread(target=stop_when_started, daemon=True).start()
+    started = time.monotonic()
+    assert supervisor.run() == 0
+    elapsed = time.monotonic() - started
+
+    assert supervisor.children["engine"].returncode == -signal.SIGKILL
+    assert front_marker.read_text() == "terminated"
+    assert elapsed < 20
+
+
+def test_stop_signal_terminates_both_children_and_exits_cleanly(tmp_path: Path) -> None:
+    engine, engine_marker = _child(tmp_path, "engine", sleep_s=60)
+    front, front_marker = _child(tmp_path, "front", sleep_s=60)
+    supervisor = supervise.Supervisor([engine, front], grace_s=10)
+
+    def stop_when_started() -> None:
+        _wait_started(engine_marker, front_marker)
+        supervisor.request_stop(signal.SIGTERM)
+
+    threading.Thread(target=stop_when_started, daemon=True).start()
+    assert supervisor.run() == 0
+    assert engine_marker.read_text() == "terminated"
+    assert front_marker.read_text() == "terminated"
+
+
+@pytest.mark.parametrize("mode", ["pod", "serverless", "lb"])
+def test_front_process_points_at_the_local_engine(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = supervise.front_program(mode, sys.executable, {"PATH": "/usr/bin"})
+    for name, value in program.env.items():
+        if name.startswith("VOXTRAL_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.upstream_urls == [f"http://127.0.0.1:{supervise.ENGINE_PORT}"]
+    assert settings.host == "0.0.0.0"
+    script = program.argv[-1]
+    if mode == "pod":
+        from voxtral_gateway.cli import build_parser
+
+        assert program.argv[1:3] == ["-m", "voxtral_gateway.cli"]
+        assert build_parser().parse_args(program.argv[3:]).command == "serve"
+        assert settings.port == supervise.GATEWAY_PORT
+    else:
+        assert Path(script).is_file()
+
+
+def test_template_settings_win_over_supervisor_defaults() -> None:
+    env = {"VOXTRAL_UPSTREAM_URLS": '["http://10.0.0.5:8000"]', "VOXTRAL_PORT": "9001"}
+    program = supervise.front_program("pod", sys.executable, env)
+    assert program.env["VOXTRAL_UPSTREAM_URLS"] == '["http://10.0.0.5:8000"]'
+    assert program.env["VOXTRAL_PORT"] == "9001"
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        supervise.front_program("batch", sys.executable, {})
+    with pytest.raises(SystemExit):
+        supervise.build_parser().parse_args(["batch"])
