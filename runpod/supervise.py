@@ -41,9 +41,13 @@ class Program:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def front_program(mode: str, python: str, base_env: Mapping[str, str]) -> Program:
-    """The process that faces clients, pointed at the local engine."""
+def front_program(
+    mode: str, python: str, base_env: Mapping[str, str], *, engine_api_key: str | None = None
+) -> Program:
+    """The process that faces clients, pointed at the local engine (with its key, if any)."""
     env = dict(base_env)
+    if engine_api_key:
+        env.setdefault("VOXTRAL_UPSTREAM_API_KEY", engine_api_key)
     # Settings defaults, unless the template overrides them.
     env.setdefault("VOXTRAL_UPSTREAM_URLS", f'["http://127.0.0.1:{ENGINE_PORT}"]')
     # RunPod reaches the container from outside: listen on all interfaces.
@@ -132,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("mode", choices=["pod", "serverless", "lb"])
     parser.add_argument(
         "--profile",
-        default=os.environ.get("VOXTRAL_PROFILE", "voxtral-mini-3b-h100"),
+        default=os.environ.get("VOXTRAL_PROFILE", "voxtral-mini-3b-h100-80gb"),
         help="serve/ profile for the engine (env VOXTRAL_PROFILE)",
     )
     parser.add_argument("--grace-s", type=float, default=30.0, help="SIGTERM to SIGKILL, seconds")
@@ -143,13 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervise: %(message)s")
     base_env = dict(os.environ)
-    supervisor = Supervisor(
-        [
-            engine_program(args.profile, base_env),
-            front_program(args.mode, sys.executable, base_env),
-        ],
-        grace_s=args.grace_s,
+    engine = engine_program(args.profile, base_env)
+    front = front_program(
+        args.mode, sys.executable, base_env, engine_api_key=engine.env.get("VLLM_API_KEY")
     )
+    supervisor = Supervisor([engine, front], grace_s=args.grace_s)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     return supervisor.run()

@@ -115,6 +115,34 @@ def test_engine_command_loads_voxtral_in_mistral_format(compose: dict[str, Any])
     assert flags["--port"] == "8000"
 
 
+def _options(argv: list[str]) -> dict[str, list[str]]:
+    """`--flag value...` pairs; a bare flag maps to an empty list."""
+    options: dict[str, list[str]] = {}
+    current = None
+    for token in argv:
+        if token.startswith("--"):
+            current = token
+            options.setdefault(current, [])
+        else:
+            assert current is not None, f"value {token!r} before any flag"
+            options[current].append(token)
+    return options
+
+
+def test_engine_command_is_the_24gb_serve_profile(compose: dict[str, Any]) -> None:
+    # One source of truth for Voxtral flags: configs/profiles, as `python -m serve` runs them.
+    from serve.profiles import load_profile
+
+    profile = load_profile("voxtral-mini-3b-24gb")
+    profile_argv = profile.engine_command(8000)
+    assert profile_argv[:2] == [profile.vllm_executable(), "serve"]
+    expected = _options([*profile_argv[3:], "--model", profile_argv[2]])
+    actual = _options(compose["services"]["vllm"]["command"])
+    assert actual == expected
+    gateway_env = compose["services"]["gateway"]["environment"]
+    assert gateway_env["VOXTRAL_UPSTREAM_MODEL"] == profile.served_model_name
+
+
 def test_engine_reserves_an_nvidia_gpu_and_caches_weights(compose: dict[str, Any]) -> None:
     vllm = compose["services"]["vllm"]
     devices = vllm["deploy"]["resources"]["reservations"]["devices"]

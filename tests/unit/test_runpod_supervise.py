@@ -144,3 +144,22 @@ def test_unknown_mode_is_refused() -> None:
         supervise.front_program("batch", sys.executable, {})
     with pytest.raises(SystemExit):
         supervise.build_parser().parse_args(["batch"])
+
+
+def test_engine_runs_exactly_the_serve_profile_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serve.profiles import load_profile
+
+    monkeypatch.setenv("VOXTRAL_ENGINE_API_KEY", "engine-secret")
+    program = supervise.engine_program("voxtral-mini-3b-24gb", {"PATH": "/usr/bin", "A": "1"})
+    profile = load_profile("voxtral-mini-3b-24gb")
+    assert program.argv == profile.engine_command(supervise.ENGINE_PORT)
+    assert program.env["A"] == "1" and program.env["PATH"] == "/usr/bin"
+    # The key reaches vLLM through its environment, never through argv (visible in `ps`).
+    assert program.env["VLLM_API_KEY"] == "engine-secret"
+    assert "engine-secret" not in " ".join(program.argv)
+
+
+def test_front_process_gets_the_engine_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    program = supervise.front_program("pod", sys.executable, {}, engine_api_key="engine-secret")
+    monkeypatch.setenv("VOXTRAL_UPSTREAM_API_KEY", program.env["VOXTRAL_UPSTREAM_API_KEY"])
+    assert Settings().upstream_api_key.get_secret_value() == "engine-secret"

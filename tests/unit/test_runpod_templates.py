@@ -113,3 +113,24 @@ def test_load_balancer_serves_and_pings_on_the_exposed_port() -> None:
     assert lb["env"]["PORT_HEALTH"] == lb["env"]["PORT"]
     # RunPod's own bearer key guards LB endpoints; a gateway key on top would refuse it.
     assert "VOXTRAL_API_KEYS" not in lb["env"]
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_profile_is_a_gpu_serve_profile(path: Path) -> None:
+    from serve.profiles import load_profile
+
+    profile = load_profile(json.loads(path.read_text())["env"]["VOXTRAL_PROFILE"])
+    assert profile.device == "cuda"
+    assert profile.mistral_format
+
+
+def test_image_and_supervisor_default_profiles_exist() -> None:
+    from serve.profiles import load_profile
+
+    dockerfile = (REPO / "runpod" / "Dockerfile").read_text()
+    image_default = re.search(r"VOXTRAL_PROFILE=(\S+)", dockerfile)
+    assert image_default, "runpod/Dockerfile sets no VOXTRAL_PROFILE"
+    assert load_profile(image_default.group(1)).device == "cuda"
+    supervise = _load_script("supervise")
+    parser_default = supervise.build_parser().get_default("profile")
+    assert load_profile(parser_default).device == "cuda"
