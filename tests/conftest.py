@@ -8,6 +8,8 @@ pytest_plugins = [
     "tests.fixtures.engines",
     "tests.fixtures.audio",
     "tests.fixtures.gateway",
+    "tests.fixtures.fake_upstream",
+    "tests.fixtures.ssrf",
 ]
 
 

@@ -1,0 +1,219 @@
+"""The gateway's own behaviour around the engine: errors, limits, auth, overload, drain.
+
+Engines here are a closed port (down), or fakes for faults a real vLLM cannot show on demand.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.fixtures.gateway import free_port
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(path), "The quick brown fox jumps over the lazy dog."], check=True
+    )
+    return path.read_bytes()
+
+
+def _silence_wav(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(int(seconds * 16_000), np.float32), 16_000, format="WAV")
+    return buffer.getvalue()
+
+
+def _post(client: httpx.Client, base_url: str, audio: bytes, **fields: str) -> httpx.Response:
+    return client.post(
+        f"{base_url}/v1/audio/transcriptions",
+        files={"file": ("audio.wav", audio, "audio/wav")},
+        data={"model": "voxtral", **fields},
+    )
+
+
+def _assert_openai_error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    return error
+
+
+def test_silence_returns_empty_text_without_upstream_call(gateway_factory, http) -> None:
+    # The engine is a closed port: any upstream call would turn into a 503.
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"])
+    response = _post(http, gateway.base_url, _silence_wav(3.0), response_format="verbose_json")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"] == "" and body["segments"] == []
+    assert body["duration"] == pytest.approx(3.0)
+
+
+def test_engine_down_is_503_and_gateway_stays_up(gateway_factory, http, speech_wav) -> None:
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"])
+    error = _assert_openai_error(_post(http, gateway.base_url, speech_wav), 503)
+    assert error["code"] == "upstream_unavailable"
+    assert http.get(f"{gateway.base_url}/health").status_code == 200
+    assert http.get(f"{gateway.base_url}/ready").status_code == 503
+
+
+def test_engine_500_is_502(gateway_factory, http, speech_wav, fake_upstream_500) -> None:
+    gateway = gateway_factory(upstream_urls=[fake_upstream_500.base_url])
+    error = _assert_openai_error(_post(http, gateway.base_url, speech_wav), 502)
+    assert error["type"] == "upstream_error"
+
+
+def test_stalled_engine_is_504_within_the_deadline(
+    gateway_factory, http, speech_wav, fake_upstream_stall
+) -> None:
+    gateway = gateway_factory(upstream_urls=[fake_upstream_stall.base_url], segment_timeout_s=1.0)
+    started = time.monotonic()
+    error = _assert_openai_error(_post(http, gateway.base_url, speech_wav), 504)
+    assert error["code"] == "upstream_timeout"
+    assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"response_format": "docx"}, "response_format"),
+        ({"timestamp_granularities[]": "word"}, "timestamp_granularities"),
+        ({"temperature": "7"}, "temperature"),
+        ({"chunking_strategy": '{"type": "server_vad", "threshold": 3}'}, "chunking_strategy"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(
+    gateway_factory, http, speech_wav, fields, param
+) -> None:
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"])
+    error = _assert_openai_error(_post(http, gateway.base_url, speech_wav, **fields), 400)
+    assert error["param"].startswith(param)
+
+
+def test_not_audio_is_400_and_missing_file_is_400(gateway_factory, http) -> None:
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"])
+    assert (
+        _assert_openai_error(_post(http, gateway.base_url, b"\x00" * 5000), 400)["param"] == "file"
+    )
+    response = http.post(f"{gateway.base_url}/v1/audio/transcriptions", data={"model": "x"})
+    _assert_openai_error(response, 400)
+
+
+def test_oversized_body_is_413_before_it_is_read(gateway_factory, http) -> None:
+    gateway = gateway_factory(
+        upstream_urls=[f"http://127.0.0.1:{free_port()}"], limits={"max_upload_bytes": 10_000}
+    )
+    error = _assert_openai_error(_post(http, gateway.base_url, _silence_wav(5.0)), 413)
+    assert error["code"] == "request_too_large"
+
+    # Chunked upload without Content-Length: the 413 arrives while the body is still unsent.
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: multipart/form-data; boundary=abc\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(20):  # 20 kB of a body that would go on for ever
+            sock.sendall(b"3e8\r\n" + b"x" * 1000 + b"\r\n")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
+
+
+def test_api_keys_are_required_when_configured(gateway_factory, http, speech_wav) -> None:
+    gateway = gateway_factory(
+        upstream_urls=[f"http://127.0.0.1:{free_port()}"], api_keys=["key-one", "key-two"]
+    )
+    url = f"{gateway.base_url}/v1/audio/transcriptions"
+    files = {"file": ("a.wav", _silence_wav(1.0))}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic key-one"}):
+        _assert_openai_error(http.post(url, files=files, headers=headers), 401)
+    for key in ("key-one", "key-two"):
+        response = http.post(url, files=files, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+    # Probes stay open for load balancers; a Host header cannot re-route the decision.
+    assert http.get(f"{gateway.base_url}/health").status_code == 200
+    spoofed = http.get(f"{gateway.base_url}/metrics", headers={"Host": "localhost/health"})
+    assert spoofed.status_code == 401
+
+
+def test_overload_is_429_with_retry_after(
+    gateway_factory, http, speech_wav, fake_upstream_stall
+) -> None:
+    gateway = gateway_factory(
+        upstream_urls=[fake_upstream_stall.base_url], max_in_flight_requests=1
+    )
+    first = threading.Thread(
+        target=_post, args=(httpx.Client(timeout=30), gateway.base_url, speech_wav)
+    )
+    first.start()
+    deadline = time.monotonic() + 10
+    while not fake_upstream_stall.calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    response = _post(http, gateway.base_url, speech_wav)
+    _assert_openai_error(response, 429)
+    assert response.headers["retry-after"] == "2"
+    fake_upstream_stall.release.set()
+    first.join(timeout=30)
+    assert _post(http, gateway.base_url, speech_wav).status_code == 200
+
+
+def test_sigterm_drains_in_flight_and_refuses_new(
+    tmp_path: Path, http, speech_wav, fake_upstream_stall
+) -> None:
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "VOXTRAL_PORT": str(port),
+        "VOXTRAL_UPSTREAM_URLS": f'["{fake_upstream_stall.base_url}"]',
+        "VOXTRAL_DRAIN_TIMEOUT_S": "30",
+    }
+    log = (tmp_path / "gateway.log").open("w")
+    exe = Path(__import__("sys").executable).parent / "voxtral-gateway"
+    process = subprocess.Popen([str(exe), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http.get(f"{base_url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()
+            time.sleep(0.2)
+        results: dict[str, httpx.Response] = {}
+        in_flight = threading.Thread(
+            target=lambda: results.setdefault(
+                "first", _post(httpx.Client(timeout=60), base_url, speech_wav)
+            )
+        )
+        in_flight.start()
+        while not fake_upstream_stall.calls:
+            time.sleep(0.02)
+        process.terminate()
+        time.sleep(0.5)
+        refused = _post(http, base_url, speech_wav)
+        _assert_openai_error(refused, 503)
+        assert refused.headers["retry-after"]
+        assert process.poll() is None  # still finishing the in-flight request
+        fake_upstream_stall.release.set()
+        in_flight.join(timeout=30)
+        assert results["first"].status_code == 200
+        assert results["first"].json()["text"] == "ok"
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
