@@ -42,7 +42,12 @@ class Program:
 
 
 def front_program(
-    mode: str, python: str, base_env: Mapping[str, str], *, engine_api_key: str | None = None
+    mode: str,
+    python: str,
+    base_env: Mapping[str, str],
+    *,
+    engine_api_key: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Program:
     """The process that faces clients, pointed at the local engine (with its key, if any)."""
     env = dict(base_env)
@@ -55,11 +60,12 @@ def front_program(
     env.setdefault("VOXTRAL_PORT", str(GATEWAY_PORT))
     match mode:
         case "pod":
-            return Program("gateway", [python, "-m", "voxtral_gateway.cli", "serve"], env)
+            argv = [python, "-m", "voxtral_gateway.cli", "serve"]
+            return Program("gateway", [*argv, *extra_args], env)
         case "serverless":
-            return Program("worker", [python, str(RUNPOD_DIR / "handler.py")], env)
+            return Program("worker", [python, str(RUNPOD_DIR / "handler.py"), *extra_args], env)
         case "lb":
-            return Program("lb", [python, str(RUNPOD_DIR / "lb.py")], env)
+            return Program("lb", [python, str(RUNPOD_DIR / "lb.py"), *extra_args], env)
     raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -144,12 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # Arguments the supervisor does not know go to the front process, e.g.
+    # `serverless --max-concurrent-jobs 16` in a template's dockerStartCmd.
+    args, front_args = build_parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervise: %(message)s")
     base_env = dict(os.environ)
     engine = engine_program(args.profile, base_env)
     front = front_program(
-        args.mode, sys.executable, base_env, engine_api_key=engine.env.get("VLLM_API_KEY")
+        args.mode,
+        sys.executable,
+        base_env,
+        engine_api_key=engine.env.get("VLLM_API_KEY"),
+        extra_args=front_args,
     )
     supervisor = Supervisor([engine, front], grace_s=args.grace_s)
     signal.signal(signal.SIGTERM, supervisor.request_stop)

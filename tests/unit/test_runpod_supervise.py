@@ -163,3 +163,18 @@ def test_front_process_gets_the_engine_key(monkeypatch: pytest.MonkeyPatch) -> N
     program = supervise.front_program("pod", sys.executable, {}, engine_api_key="engine-secret")
     monkeypatch.setenv("VOXTRAL_UPSTREAM_API_KEY", program.env["VOXTRAL_UPSTREAM_API_KEY"])
     assert Settings().upstream_api_key.get_secret_value() == "engine-secret"
+
+
+def test_unknown_start_arguments_reach_the_front_process() -> None:
+    from voxtral_gateway.cli import build_parser as gateway_parser
+
+    args, rest = supervise.build_parser().parse_known_args(
+        ["serverless", "--max-concurrent-jobs", "16"]
+    )
+    assert args.mode == "serverless" and rest == ["--max-concurrent-jobs", "16"]
+    handler = _load_script("handler")
+    worker_args, _ = handler.build_parser().parse_known_args(rest)
+    assert worker_args.max_concurrent_jobs == 16
+
+    pod = supervise.front_program("pod", sys.executable, {}, extra_args=["--port", "9001"])
+    assert gateway_parser().parse_args(pod.argv[3:]).port == 9001
