@@ -200,9 +200,48 @@ def test_gateway_client_keys_come_from_the_caller_environment(
 def test_locust_runs_only_under_the_loadtest_profile(compose: dict[str, Any]) -> None:
     locust = compose["services"]["locust"]
     assert locust["profiles"] == ["loadtest"]
-    assert "http://gateway:8001" in locust["command"]
+    assert locust["image"].startswith("locustio/locust:")
     for service in ("vllm", "gateway"):
         assert "profiles" not in compose["services"][service]
+
+
+# Locust monkey-patches the standard library when imported (gevent), so it runs in a child.
+_PARSE_LOCUST_ARGS = """
+import json, sys
+from locust import events
+from locust.argument_parser import get_parser
+import importlib.util
+spec = importlib.util.spec_from_file_location("locustfile", sys.argv[1])
+module = sys.modules["locustfile"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+parser = get_parser()
+events.init_command_line_parser.fire(parser=parser)
+options = parser.parse_args(json.loads(sys.argv[2]))
+print(json.dumps({k: v for k, v in vars(options).items() if isinstance(v, (str, int, float))}))
+"""
+
+
+def test_locust_command_parses_with_the_repo_locustfile(compose: dict[str, Any]) -> None:
+    locust = compose["services"]["locust"]
+    command = locust["command"]
+    mounts = dict(volume.split(":")[:2] for volume in locust["volumes"])
+    container_file = command[command.index("-f") + 1]
+    host_dir = next(h for h, c in mounts.items() if container_file.startswith(c + "/"))
+    locustfile = REPO / host_dir / container_file.removeprefix(mounts[host_dir] + "/")
+    assert locustfile.is_file(), locustfile
+
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE_LOCUST_ARGS, str(locustfile), json.dumps(command)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    options = json.loads(result.stdout.strip().splitlines()[-1])
+    assert options["host"] == "http://gateway:8001"
+    assert options["route"] == "openai"
+    corpus_host_dir = next(h for h, c in mounts.items() if c == options["corpus"])
+    assert corpus_host_dir == "./.cache/corpus"
 
 
 class _HealthHandler(http.server.BaseHTTPRequestHandler):
