@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.client import Job, Target, api_base, discover_model
+from bench.client import Job, Target, TokenBudget, api_base, discover_model
 from bench.corpus import DEFAULT_OUT_DIR, load_manifest
 from bench.report import describe_machine, write_result
 from bench.runner import Plan, execute, utc_now
@@ -60,6 +60,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     req.add_argument("--model", default=None, help="default: first of /v1/models")
     req.add_argument("--stream", action="store_true", help="stream=true; records TTFT")
     req.add_argument("--max-tokens", type=int, default=None, help="sends max_completion_tokens")
+    req.add_argument(
+        "--tokens-per-audio-s",
+        type=float,
+        default=None,
+        help="max_completion_tokens = max(--min-tokens, ceil(audio_s * X)) per request",
+    )
+    req.add_argument("--min-tokens", type=int, default=16)
     req.add_argument("--param", type=_key_value, action="append", default=[], help="KEY=VALUE")
     req.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"), help="$OPENAI_API_KEY")
     out = parser.add_argument_group("output")
@@ -84,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--direct-model", default=None)
     compare.add_argument("--gateway-param", type=_key_value, action="append", default=[])
     compare.add_argument("--direct-param", type=_key_value, action="append", default=[])
+    compare.add_argument(
+        "--direct-tokens-per-audio-s",
+        type=float,
+        default=None,
+        help="direct only: token budget per audio second (the gateway budgets its own)",
+    )
     compare.add_argument("--rounds", type=int, default=2, help="A/B then B/A blocks; even is fair")
     _add_common(compare)
     return parser
@@ -113,13 +126,20 @@ def select_jobs(args: argparse.Namespace) -> list[Job]:
 
 
 async def _target(
-    name: str, url: str, model: str | None, form: Mapping[str, str], args: argparse.Namespace
+    name: str,
+    url: str,
+    model: str | None,
+    form: Mapping[str, str],
+    args: argparse.Namespace,
+    tokens_per_audio_s: float | None = None,
 ) -> Target:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     if model is None:
         async with httpx.AsyncClient(timeout=30) as client:
             model = await discover_model(client, url, headers)
-    return Target(name, api_base(url), model, dict(form), headers, args.stream)
+    rate = tokens_per_audio_s or args.tokens_per_audio_s
+    budget = TokenBudget(rate, args.min_tokens) if rate else None
+    return Target(name, api_base(url), model, dict(form), headers, args.stream, budget)
 
 
 def _form(args: argparse.Namespace, extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
@@ -146,6 +166,7 @@ async def _targets(args: argparse.Namespace) -> list[Target]:
                 args.direct_model or args.model,
                 _form(args, args.direct_param),
                 args,
+                args.direct_tokens_per_audio_s,
             ),
         ]
     targets = [await _target("target", args.url, args.model, _form(args), args)]

@@ -9,6 +9,7 @@ delta, counted from before the upload, as a user would see it.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,18 @@ async def discover_model(
 
 
 @dataclass(frozen=True)
+class TokenBudget:
+    """``max_completion_tokens`` in proportion to the file's length, as the gateway budgets each
+    segment; a fixed cap would give a 10-minute file as few tokens as a 3-second one."""
+
+    tokens_per_audio_s: float
+    min_tokens: int = 16
+
+    def for_duration(self, audio_s: float) -> int:
+        return max(self.min_tokens, math.ceil(audio_s * self.tokens_per_audio_s))
+
+
+@dataclass(frozen=True)
 class Target:
     """A server to measure, with the form fields every request to it carries."""
 
@@ -78,6 +91,7 @@ class Target:
     form: Mapping[str, str]
     headers: Mapping[str, str]
     is_stream: bool
+    token_budget: TokenBudget | None = None
 
 
 class AudioCache:
@@ -105,6 +119,8 @@ async def transcribe(
     form = {"model": target.model, "response_format": "json", **target.form}
     if target.is_stream:
         form["stream"] = "true"
+    if target.token_budget is not None:
+        form["max_completion_tokens"] = str(target.token_budget.for_duration(job.audio_s))
     files = {"file": (job.path.name, audio, "audio/wav")}
     url = f"{api_base(target.base_url)}{TRANSCRIPTIONS_PATH}"
     start = time.perf_counter()

@@ -282,21 +282,32 @@ class _Builder:
         self.emit(f"long-{minutes:03d}min", "long", used, noisy, LONG_NOISE_SNR_DB)
 
 
+SHORT_KINDS = ("clean", "pauses", "noisy")
+
+
 def build_corpus(
-    out_dir: Path, *, long_minutes: Sequence[int] = (1, 10, 60), seed: int = 0
+    out_dir: Path,
+    *,
+    long_minutes: Sequence[int] = (1, 10, 60),
+    short_kinds: Sequence[str] = SHORT_KINDS,
+    seed: int = 0,
 ) -> Path:
     """Build the corpus into ``out_dir``; returns the manifest path."""
+    unknown = set(short_kinds) - set(SHORT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; choose from {SHORT_KINDS}")
     out_dir.mkdir(parents=True, exist_ok=True)
     builder = _Builder(out_dir, seed)
-    builder.build_clean()
-    builder.build_pauses()
-    builder.build_noisy()
+    for kind in SHORT_KINDS:
+        if kind in short_kinds:
+            getattr(builder, f"build_{kind}")()
     for minutes in long_minutes:
         builder.build_long(minutes)
     manifest = {
         "version": 1,
         "sample_rate_hz": SAMPLE_RATE_HZ,
         "seed": seed,
+        "short_kinds": list(short_kinds),
         "long_minutes": list(long_minutes),
         "items": [asdict(item) for item in builder.items],
     }
@@ -330,9 +341,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--long", type=_parse_minutes, default=[1, 10, 60], help="long-form minutes, or 'none'"
     )
+    parser.add_argument(
+        "--kinds", default=",".join(SHORT_KINDS), help="short kinds to build, or 'none'"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    manifest = build_corpus(args.out_dir, long_minutes=args.long, seed=args.seed)
+    kinds = [k for k in args.kinds.split(",") if k and k != "none"]
+    manifest = build_corpus(args.out_dir, long_minutes=args.long, short_kinds=kinds, seed=args.seed)
     items = load_manifest(args.out_dir)
     total_s = sum(item.duration_s for item in items)
     print(f"{manifest}: {len(items)} files, {total_s / 60:.1f} min of audio")

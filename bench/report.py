@@ -117,6 +117,7 @@ def render_markdown(result: dict[str, Any], plots: Sequence[Path]) -> str:
         lines.append(
             f"- **{name}**: `{server['base_url']}`, model `{server['model']}`, "
             f"form fields {server['form']}, stream={server['is_stream']}, "
+            f"token budget {server.get('token_budget') or 'none'}, "
             f"version {server.get('version') or '?'}"
         )
     corpus = result["corpus"]
