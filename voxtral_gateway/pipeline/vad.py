@@ -60,7 +60,9 @@ def _check_input(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.ndim != 1:
         raise ValueError(f"VAD needs mono audio (1-D samples); got shape {samples.shape}")
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    # torch warns on read-only arrays (e.g. from np.frombuffer); we never write, but copy once.
+    return samples if samples.flags.writeable else samples.copy()
 
 
 def _model_path(file_name: str) -> str:
@@ -104,21 +106,18 @@ class _SileroWeights:
         # FFT of the windowed signal gives the same magnitudes for a fraction of the work.
         self.window = basis[0].clone()
 
-        def conv_as_matrix(weight: torch.Tensor) -> torch.Tensor:
-            # [out, in, taps] -> [taps * in, out], matching a tap-major unfold of the input.
-            return weight.permute(2, 1, 0).reshape(-1, weight.shape[0]).contiguous()
+        def taps(name: str) -> list[torch.Tensor]:
+            # Conv1d weight [out, in, taps] -> one [in, out] matrix per tap.
+            weight = params[f"encoder.{name}.reparam_conv.weight"]
+            return [weight[:, :, tap].T.contiguous() for tap in range(weight.shape[2])]
 
-        encoder = "encoder.{}.reparam_conv.{}"
-        self.conv1 = conv_as_matrix(params[encoder.format(0, "weight")])
-        self.conv1_bias = params[encoder.format(0, "bias")]
-        self.conv2 = conv_as_matrix(params[encoder.format(1, "weight")])
-        self.conv2_bias = params[encoder.format(1, "bias")]
-        # conv3 (stride 2, pad 1) sees 2 positions: its tap 0 only ever reads padding.
-        self.conv3 = conv_as_matrix(params[encoder.format(2, "weight")][:, :, 1:])
-        self.conv3_bias = params[encoder.format(2, "bias")]
-        # conv4 (pad 1) sees 1 position: only its middle tap reads real data.
-        self.conv4 = params[encoder.format(3, "weight")][:, :, 1].T.contiguous()
-        self.conv4_bias = params[encoder.format(3, "bias")]
+        def bias(name: str) -> torch.Tensor:
+            return params[f"encoder.{name}.reparam_conv.bias"]
+
+        self.conv1, self.conv1_bias = taps("0"), bias("0")
+        self.conv2, self.conv2_bias = taps("1"), bias("1")
+        self.conv3, self.conv3_bias = taps("2"), bias("2")
+        self.conv4, self.conv4_bias = taps("3"), bias("3")
 
         self.lstm = torch.nn.LSTM(_LSTM_SIZE, _LSTM_SIZE, batch_first=True)
         with torch.no_grad():
@@ -155,67 +154,124 @@ class BatchedSileroDetector:
     def frame_probabilities(
         self, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ
     ) -> np.ndarray:
-        audio = _check_input(samples, sample_rate_hz)
+        audio = torch.from_numpy(_check_input(samples, sample_rate_hz))
         frame_count = -(-len(audio) // FRAME_SAMPLES)
         if frame_count == 0:
             return np.zeros(0, dtype=np.float32)
+        streams, block = self._streams_for(frame_count)
+        # Room for the last stream's overrun past the end (zeros, discarded).
+        capacity = max(streams * block, frame_count)
         with torch.inference_mode():
-            features = self._features(audio, frame_count)
-            hidden = self._run_lstm(features)
+            features = self._features(audio, capacity)
+            hidden = self._run_lstm(features, frame_count)
             logits = torch.relu(hidden) @ self._weights.head + self._weights.head_bias
             return torch.sigmoid(logits).numpy()
 
-    def _features(self, audio: np.ndarray, frame_count: int) -> torch.Tensor:
-        """Encoder output [frames, 128]: stateless, so computed block by block (cache-sized)."""
-        padded = torch.zeros(_CONTEXT_SAMPLES + frame_count * FRAME_SAMPLES)
-        padded[_CONTEXT_SAMPLES : _CONTEXT_SAMPLES + len(audio)] = torch.from_numpy(audio)
-        # Frame i sees 64 samples of context then its own 512: a 576-sample view per frame.
-        frames = padded.unfold(0, _CONTEXT_SAMPLES + FRAME_SAMPLES, FRAME_SAMPLES)
-        features = torch.empty(frame_count, _LSTM_SIZE)
+    def _features(self, audio: torch.Tensor, capacity: int) -> torch.Tensor:
+        """Encoder output [capacity, 128], zero past the audio's frames.
+
+        The encoder has no state, so it runs block by block: each block's intermediates stay
+        in cache, and each matrix multiply still covers hundreds of frames.
+        """
+        frame_count = -(-len(audio) // FRAME_SAMPLES)
+        features = torch.empty(capacity, _LSTM_SIZE)
+        features[frame_count:] = 0.0
         for first in range(0, frame_count, self._block_frames):
-            block = frames[first : first + self._block_frames]
-            features[first : first + len(block)] = self._encode(block)
+            count = min(self._block_frames, frame_count - first)
+            block = _block_samples(audio, first, count)
+            self._encode(block, count, features[first : first + count])
         return features
 
-    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
-        w = self._weights
-        n = frames.shape[0]
-        # The model reflect-pads each 576-sample input by 64 on the right before its STFT.
-        reflected = frames[:, FRAME_SAMPLES - 1 : FRAME_SAMPLES + _CONTEXT_SAMPLES - 1].flip(1)
-        signal = torch.cat([frames, reflected], dim=1)  # [n, 640]
-        windows = signal.unfold(1, _FFT_SAMPLES, _HOP_SAMPLES) * w.window  # [n, 4, 256]
-        magnitude = torch.fft.rfft(windows).abs()  # [n, 4, 129]
-        # conv1 (3 taps, pad 1) over the 4 STFT positions as one matrix multiply.
-        x = F.pad(magnitude, (0, 0, 1, 1))  # [n, 6, 129]
-        taps = x.as_strided((n, 4, 3 * 129), (6 * 129, 129, 1))
-        x = torch.relu(torch.matmul(taps, w.conv1) + w.conv1_bias)  # [n, 4, 128]
-        # conv2 (stride 2, pad 1): outputs at positions 0 and 2 read inputs -1..1 and 1..3.
-        x = F.pad(x, (0, 0, 1, 0))  # [n, 5, 128]
-        taps = x.as_strided((n, 2, 3 * 128), (5 * 128, 2 * 128, 1))
-        x = torch.relu(torch.matmul(taps, w.conv2) + w.conv2_bias)  # [n, 2, 64]
-        x = torch.relu(x.reshape(n, 128) @ w.conv3 + w.conv3_bias)  # [n, 64]
-        return torch.relu(x @ w.conv4 + w.conv4_bias)  # [n, 128]
+    def _encode(self, samples: torch.Tensor, n: int, out: torch.Tensor) -> None:
+        """Write the encoder output [n, 128] for n frames, given their 64 + 512 * n samples.
 
-    def _run_lstm(self, features: torch.Tensor) -> torch.Tensor:
+        Intermediates are position-major ([position, frame, channel]) so that every conv tap
+        is one plain matrix multiply over all n frames, with no copies to line inputs up.
+        """
+        w = self._weights
+        # Frame i's input is 576 samples (context + its own 512), reflect-padded by 64 on the
+        # right, cut into 4 Hann windows of 256 at hop 128. Windows 0-2 lie inside the input;
+        # window 3 runs into the reflection.
+        windows = torch.empty(4, n, _FFT_SAMPLES)
+        for position in range(3):
+            offset = position * _HOP_SAMPLES
+            inside = samples[offset : offset + (n - 1) * FRAME_SAMPLES + _FFT_SAMPLES]
+            torch.mul(
+                inside.unfold(0, _FFT_SAMPLES, FRAME_SAMPLES), w.window, out=windows[position]
+            )
+        frames = samples.unfold(0, _CONTEXT_SAMPLES + FRAME_SAMPLES, FRAME_SAMPLES)
+        last_start = 3 * _HOP_SAMPLES
+        real = _CONTEXT_SAMPLES + FRAME_SAMPLES - last_start  # 192 real samples, 64 reflected
+        torch.mul(frames[:, last_start:], w.window[:real], out=windows[3, :, :real])
+        reflected = frames[:, FRAME_SAMPLES - 1 : FRAME_SAMPLES + _CONTEXT_SAMPLES - 1].flip(1)
+        torch.mul(reflected, w.window[real:], out=windows[3, :, real:])
+
+        spectrum = torch.view_as_real(torch.fft.rfft(windows))  # [4, n, 129, 2]
+        # Magnitudes go into positions 1-4 of a buffer whose positions 0 and 5 are conv1's
+        # zero padding.
+        stft = torch.empty(6, n, _FFT_SAMPLES // 2 + 1)
+        stft[0] = 0.0
+        stft[5] = 0.0
+        magnitude = stft[1:5]
+        torch.mul(spectrum[..., 0], spectrum[..., 0], out=magnitude)
+        magnitude.addcmul_(spectrum[..., 1], spectrum[..., 1]).sqrt_()
+
+        def rows(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, x.shape[-1])  # [positions, n, c] -> [positions * n, c], a view
+
+        # conv1: 3 taps, pad 1, over 4 positions.
+        x = torch.addmm(w.conv1_bias, rows(stft[0:4]), w.conv1[0])
+        x.addmm_(rows(stft[1:5]), w.conv1[1]).addmm_(rows(stft[2:6]), w.conv1[2])
+        x = torch.relu_(x).view(4, n, -1)
+        # conv2: stride 2, pad 1. Output 0 reads positions -1..1 (-1 is padding), output 1
+        # reads positions 1..3.
+        y0 = torch.addmm(w.conv2_bias, x[0], w.conv2[1]).addmm_(x[1], w.conv2[2])
+        y1 = torch.addmm(w.conv2_bias, x[1], w.conv2[0]).addmm_(x[2], w.conv2[1])
+        y1.addmm_(x[3], w.conv2[2])
+        y0, y1 = torch.relu_(y0), torch.relu_(y1)
+        # conv3: stride 2, pad 1, one output reading positions -1..1 (-1 is padding).
+        z = torch.addmm(w.conv3_bias, y0, w.conv3[1]).addmm_(y1, w.conv3[2])
+        # conv4: pad 1 over a single position, so only the middle tap sees data.
+        torch.addmm(w.conv4_bias, torch.relu_(z), w.conv4[1], out=out)
+        torch.relu_(out)
+
+    def _streams_for(self, frame_count: int) -> tuple[int, int]:
+        """(streams, frames per stream): warm-up work kept under ~25% of the total."""
+        warmup = max(self._warmup_frames, 1)
+        streams = max(1, min(self._streams, frame_count // (4 * warmup)))
+        return streams, -(-frame_count // streams)
+
+    def _run_lstm(self, features: torch.Tensor, frame_count: int) -> torch.Tensor:
         """LSTM hidden state per frame, the file split into parallel streams of equal length."""
-        frame_count = features.shape[0]
-        warmup = self._warmup_frames
-        # Warm-up frames are wasted work: keep them under ~25% of the total.
-        streams = max(1, min(self._streams, frame_count // (4 * max(warmup, 1))))
+        streams, block = self._streams_for(frame_count)
         if streams == 1:
-            hidden, _ = self._weights.lstm(features.unsqueeze(0))
+            hidden, _ = self._weights.lstm(features[:frame_count].unsqueeze(0))
             return hidden[0]
-        block = -(-frame_count // streams)
+        warmup = self._warmup_frames
         steps = block + warmup
-        tail = torch.zeros(block * streams + warmup - frame_count, _LSTM_SIZE)
-        extended = torch.cat([features, tail])
         # Stream s covers frames [s*block - warmup, (s+1)*block); stream 0 starts at frame 0
         # with zero state, exactly like the stock loop, and simply runs `warmup` frames long.
         starts = (torch.arange(streams) * block - warmup).clamp(min=0)
         index = starts.unsqueeze(1) + torch.arange(steps).unsqueeze(0)
-        hidden, _ = self._weights.lstm(extended[index])  # [streams, steps, 128]
+        hidden, _ = self._weights.lstm(features[index])  # [streams, steps, 128]
         kept = torch.cat([hidden[0, :block], hidden[1:, warmup:].reshape(-1, _LSTM_SIZE)])
         return kept[:frame_count]
+
+
+def _block_samples(audio: torch.Tensor, first_frame: int, count: int) -> torch.Tensor:
+    """Samples frames [first_frame, first_frame + count) read: 64 of context, then 512 each.
+
+    Before the file start (the first frame's context) and past its end the model sees zeros.
+    """
+    start = first_frame * FRAME_SAMPLES - _CONTEXT_SAMPLES
+    length = _CONTEXT_SAMPLES + count * FRAME_SAMPLES
+    if start >= 0 and start + length <= len(audio):
+        return audio[start : start + length]
+    block = torch.zeros(length)
+    source = audio[max(start, 0) : start + length]
+    offset = max(-start, 0)
+    block[offset : offset + len(source)] = source
+    return block
 
 
 def load_detector(settings: VadSettings) -> SpeechDetector:
