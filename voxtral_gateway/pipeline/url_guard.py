@@ -155,7 +155,9 @@ def check_address(address: IPAddress, allowed_networks: Sequence[str]) -> None:
         return
     reason = blocked_reason(address)
     if reason is not None:
-        raise UrlRejectedError(f"The URL points at a {reason} address.", param="file_url")
+        raise UrlRejectedError(
+            f"The URL points at a non-public address ({reason}).", param="file_url"
+        )
 
 
 def blocked_reason(address: IPAddress) -> str | None:
