@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Runs on the H100 device machine, in the repo root, as `bash bench/gpu/remote_run.sh STEP...`.
+# Steps run in the order given; state lives in /tmp/vg, which outlives a call by ~30 s, and the
+# engine and gateway run in their own sessions (setsid), so a follow-up call can reuse them.
+#   unpack   join /tmp/vg/site.tar.xz.part1 (call 1, remote_receive.sh) + .gpu/p2 part 2, unpack
+#   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16
+#   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb)
+#   gateway  voxtral-gateway in front of it (tokens_per_audio_second=4)
+#   wait     until both answer; records the engine's ready time
+#   clips    5 s / 30 s / 10 min corpus from .gpu/p2/seed
+#   bench:NAME:KINDS:CONCURRENCY[:REPEAT]   python -m bench compare, gateway vs direct
+#   direct:NAME:KINDS:CONCURRENCY[:REPEAT]  python -m bench run against the engine alone
+#   metrics  engine + gateway /metrics, nvidia-smi
+#   stop     end engine and gateway
+#   out      pack /tmp/vg/results and logs into $OUT
+set -uo pipefail
+REPO=$(pwd)
+VG=/tmp/vg
+SITE=$VG/site
+RES=$VG/results
+PROFILE=${PROFILE:-voxtral-mini-3b-h100-80gb}
+ENGINE_PORT=8000
+GATEWAY_PORT=8001
+TOKENS_PER_AUDIO_S=${TOKENS_PER_AUDIO_S:-4}
+# Cores: engine 0-7, gateway 8-11, load client 12-15 (16-core machine).
+ENGINE_CPUS=${ENGINE_CPUS:-0-7}
+GATEWAY_CPUS=${GATEWAY_CPUS:-8-11}
+CLIENT_CPUS=${CLIENT_CPUS:-12-15}
+export ENGINE_CPUS GATEWAY_CPUS CLIENT_CPUS
+mkdir -p "$RES"
+export PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONPATH=$SITE:$REPO
+python3 -c 'import av' 2>/dev/null || export PYTHONPATH=$PYTHONPATH:$REPO/bench/gpu/shim
+
+log() { echo "[$(date -u +%H:%M:%S) +$((SECONDS))s] $*" | tee -a "$RES/steps.log"; }
+stamp() { date +%s.%N; }
+
+step_unpack() {
+  local t0; t0=$(stamp)
+  (cd "$VG" && cp "$REPO/.gpu/p2/site.tar.xz.sha256" . &&
+    cat site.tar.xz.part1 "$REPO/.gpu/p2/site.tar.xz.part2" >site.tar.xz &&
+    sha256sum -c site.tar.xz.sha256) || { log "unpack: pieces do not join"; return 1; }
+  rm -rf "$SITE" && mkdir -p "$SITE"
+  xz -dc -T0 "$VG/site.tar.xz" | tar -x -C "$SITE" || return 1
+  rm -f "$VG/site.tar.xz" "$VG/site.tar.xz.part1"
+  log "unpack: $(du -sh "$SITE" | cut -f1) in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+}
+
+step_model() {
+  local t0; t0=$(stamp)
+  python3 -m serve.fixtures tiny-voxtral "$VG/model" --shape voxtral-mini-3b --device cuda \
+    --dtype bfloat16 >>"$RES/model.log" 2>&1 || { log "model: failed"; tail -20 "$RES/model.log"; return 1; }
+  log "model: $(du -sh "$VG/model" | cut -f1) in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+}
+
+step_engine() {
+  # The profile's exact argv, with the generated folder as model and vLLM run as a module.
+  python3 - "$PROFILE" "$VG/model" "$ENGINE_PORT" >"$VG/engine.argv" <<'PY' || return 1
+import json, sys
+from serve.profiles import load_profile
+profile = load_profile(sys.argv[1])
+argv = profile.engine_command(int(sys.argv[3]))
+argv[2] = sys.argv[2]  # model
+argv = ["python3", "-m", "vllm.entrypoints.cli.main", *argv[1:]]
+argv[argv.index("--host") + 1] = "127.0.0.1"
+print(json.dumps({"argv": argv, "env": {k: v for k, v in profile.engine_env().items() if k != "PYTHONPATH"}}))
+PY
+  log "engine argv: $(python3 -c 'import json,shlex,sys; print(shlex.join(json.load(open(sys.argv[1]))["argv"]))' "$VG/engine.argv")"
+  stamp >"$VG/engine.t0"
+  python3 - "$VG/engine.argv" <<'PY' >"$VG/engine.pid"
+import json, os, subprocess, sys
+spec = json.load(open(sys.argv[1]))
+env = os.environ | spec["env"]
+cpus = os.environ.get("ENGINE_CPUS", "0-7")
+log = open("/tmp/vg/results/engine.log", "ab")
+proc = subprocess.Popen(["taskset", "-c", cpus, *spec["argv"]], env=env, stdout=log,
+                        stderr=subprocess.STDOUT, start_new_session=True)
+print(proc.pid)
+PY
+  log "engine: started pid $(cat "$VG/engine.pid")"
+}
+
+step_gateway() {
+  (VOXTRAL_UPSTREAM_URLS="[\"http://127.0.0.1:$ENGINE_PORT\"]" \
+    VOXTRAL_TOKENS_PER_AUDIO_SECOND=$TOKENS_PER_AUDIO_S VOXTRAL_LOG_LEVEL=WARNING \
+    setsid taskset -c "$GATEWAY_CPUS" python3 -m voxtral_gateway.cli serve \
+    --host 127.0.0.1 --port "$GATEWAY_PORT" >>"$RES/gateway.log" 2>&1 &
+    echo $! >"$VG/gateway.pid")
+  log "gateway: started pid $(cat "$VG/gateway.pid")"
+}
+
+wait_http() {  # wait_http URL SECONDS PIDFILE
+  local deadline=$((SECONDS + $2))
+  while ((SECONDS < deadline)); do
+    curl -sf -o /dev/null "$1" && return 0
+    if [[ -n ${3:-} ]] && ! kill -0 "$(cat "$3")" 2>/dev/null; then return 2; fi
+    sleep 0.5
+  done
+  return 1
+}
+
+step_wait() {
+  if wait_http "http://127.0.0.1:$ENGINE_PORT/health" 480 "$VG/engine.pid"; then
+    local ready; ready=$(python3 -c "print(round($(stamp)-$(cat "$VG/engine.t0"),1))")
+    echo "$ready" >"$RES/engine_ready_s.txt"
+    log "engine: ready after $ready s"
+  else
+    log "engine: not ready (exit or timeout)"; tail -40 "$RES/engine.log"; return 1
+  fi
+  if [[ -f $VG/gateway.pid ]]; then
+    wait_http "http://127.0.0.1:$GATEWAY_PORT/health" 120 "$VG/gateway.pid" &&
+      log "gateway: ready" || { log "gateway: not ready"; tail -30 "$RES/gateway.log"; }
+  fi
+  nvidia-smi --query-gpu=memory.used,memory.total --format=csv >"$RES/nvidia-smi-ready.csv"
+}
+
+step_clips() {
+  python3 bench/gpu/clips.py build .gpu/p2/seed "$VG/corpus" >/dev/null && log "clips: built"
+}
+
+run_bench() {  # run_bench compare|run NAME KINDS CONCURRENCY REPEAT
+  local mode=$1 name=$2 kinds=$3 conc=$4 repeat=${5:-1} args
+  if [[ $mode == compare ]]; then
+    args=(compare --gateway "http://127.0.0.1:$GATEWAY_PORT" --direct "http://127.0.0.1:$ENGINE_PORT"
+      --direct-tokens-per-audio-s "$TOKENS_PER_AUDIO_S" --rounds 1)
+  else
+    args=(run --url "http://127.0.0.1:$ENGINE_PORT" --tokens-per-audio-s "$TOKENS_PER_AUDIO_S")
+  fi
+  local t0; t0=$(stamp)
+  taskset -c "$CLIENT_CPUS" python3 -m bench "${args[@]}" --corpus "$VG/corpus" --kinds "$kinds" \
+    --concurrency "$conc" --repeat "$repeat" --warmup 2 --timeout 300 --no-progress \
+    --out "$RES/$name" --note "H100 run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
+    >"$RES/$name.log" 2>&1
+  local rc=$?
+  log "bench $name ($mode $kinds c=$conc x$repeat): rc=$rc in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+  tail -25 "$RES/$name.log"
+}
+
+step_metrics() {
+  curl -s "http://127.0.0.1:$ENGINE_PORT/metrics" >"$RES/engine-metrics.txt"
+  curl -s "http://127.0.0.1:$GATEWAY_PORT/metrics" >"$RES/gateway-metrics.txt"
+  nvidia-smi >"$RES/nvidia-smi.txt"
+  nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv >>"$RES/nvidia-smi.txt"
+  python3 bench/gpu/engine_metrics.py "$RES/engine-metrics.txt" | tee "$RES/engine-metrics-summary.txt"
+}
+
+step_stop() {
+  for f in "$VG/gateway.pid" "$VG/engine.pid"; do
+    [[ -f $f ]] && kill -TERM -- "-$(cat "$f")" 2>/dev/null
+  done
+  sleep 3
+  log "stopped"
+}
+
+step_out() {
+  cp "$VG/engine.argv" "$RES/" 2>/dev/null
+  {
+    echo "date: $(date -u)"; nproc; free -g | head -2
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    uname -r; python3 -VV
+  } >"$RES/machine.txt" 2>&1
+  tar -C "$VG" -czf "$OUT/results-$(date -u +%H%M%S).tar.gz" results
+  cp "$RES/steps.log" "$OUT/" 2>/dev/null
+}
+
+for spec in "$@"; do
+  IFS=: read -r step a b c d <<<"$spec"
+  case $step in
+    bench) run_bench compare "$a" "$b" "$c" "${d:-1}" ;;
+    direct) run_bench run "$a" "$b" "$c" "${d:-1}" ;;
+    *) "step_$step" || { log "step $step failed"; step_out; exit 1; } ;;
+  esac
+done
