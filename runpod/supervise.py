@@ -46,6 +46,7 @@ def front_program(
     python: str,
     base_env: Mapping[str, str],
     *,
+    engine_port: int = ENGINE_PORT,
     engine_api_key: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> Program:
@@ -54,7 +55,7 @@ def front_program(
     if engine_api_key:
         env.setdefault("VOXTRAL_UPSTREAM_API_KEY", engine_api_key)
     # Settings defaults, unless the template overrides them.
-    env.setdefault("VOXTRAL_UPSTREAM_URLS", f'["http://127.0.0.1:{ENGINE_PORT}"]')
+    env.setdefault("VOXTRAL_UPSTREAM_URLS", f'["http://127.0.0.1:{engine_port}"]')
     # RunPod reaches the container from outside: listen on all interfaces.
     env.setdefault("VOXTRAL_HOST", "0.0.0.0")
     env.setdefault("VOXTRAL_PORT", str(GATEWAY_PORT))
@@ -69,14 +70,18 @@ def front_program(
     raise ValueError(f"unknown mode {mode!r}")
 
 
-def engine_program(profile_name: str, base_env: Mapping[str, str]) -> Program:
+def engine_program(
+    profile_name: str, base_env: Mapping[str, str], *, port: int = ENGINE_PORT
+) -> Program:
     """`vllm serve ...` exactly as the serve/ launcher would start it for this profile."""
+    from serve.models import prepare_model
     from serve.profiles import load_profile
 
     profile = load_profile(profile_name)
+    prepare_model(profile)  # builds the CPU test models; Hub models download in vLLM itself
     return Program(
         "engine",
-        list(profile.engine_command(ENGINE_PORT)),
+        list(profile.engine_command(port)),
         {**base_env, **profile.engine_env()},
     )
 
@@ -145,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("VOXTRAL_PROFILE", "voxtral-mini-3b-h100-80gb"),
         help="serve/ profile for the engine (env VOXTRAL_PROFILE)",
     )
+    parser.add_argument("--engine-port", type=int, default=ENGINE_PORT, help="vLLM's port")
     parser.add_argument("--grace-s", type=float, default=30.0, help="SIGTERM to SIGKILL, seconds")
     return parser
 
@@ -155,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     args, front_args = build_parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervise: %(message)s")
     base_env = dict(os.environ)
-    engine = engine_program(args.profile, base_env)
+    engine = engine_program(args.profile, base_env, port=args.engine_port)
     front = front_program(
         args.mode,
         sys.executable,
         base_env,
+        engine_port=args.engine_port,
         engine_api_key=engine.env.get("VLLM_API_KEY"),
         extra_args=front_args,
     )

@@ -178,3 +178,13 @@ def test_unknown_start_arguments_reach_the_front_process() -> None:
 
     pod = supervise.front_program("pod", sys.executable, {}, extra_args=["--port", "9001"])
     assert gateway_parser().parse_args(pod.argv[3:]).port == 9001
+
+
+def test_engine_port_flag_moves_engine_and_front_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serve.profiles import load_profile
+
+    engine = supervise.engine_program("voxtral-mini-3b-24gb", {}, port=8123)
+    assert engine.argv == load_profile("voxtral-mini-3b-24gb").engine_command(8123)
+    front = supervise.front_program("lb", sys.executable, {}, engine_port=8123)
+    monkeypatch.setenv("VOXTRAL_UPSTREAM_URLS", front.env["VOXTRAL_UPSTREAM_URLS"])
+    assert Settings().upstream_urls == ["http://127.0.0.1:8123"]
