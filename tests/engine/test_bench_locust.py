@@ -1,0 +1,58 @@
+"""bench/locustfile.py runs headless for 60 s against the real CPU engine and writes its CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.corpus import build_corpus
+
+pytestmark = pytest.mark.engine
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCUST = Path(sys.executable).with_name("locust")
+
+
+def test_locust_openai_route_headless_60s_writes_csv(voxtral_engine, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, long_minutes=[1], short_kinds=["clean"])
+    prefix = tmp_path / "locust" / "openai"
+    prefix.parent.mkdir()
+    done = subprocess.run(
+        [
+            str(LOCUST), "-f", "bench/locustfile.py", "--headless",
+            "-u", "2", "-r", "2", "-t", "60s", "--csv", str(prefix),
+            "--host", voxtral_engine.base_url,
+            "--route", "openai", "--corpus", str(corpus), "--max-tokens", "16",
+            "--short-weight", "4", "--long-weight", "1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(f"{prefix}_stats.csv", newline="") as fh:
+        rows = {(row["Type"], row["Name"]): row for row in csv.DictReader(fh)}
+    for pool in ("short", "long"):
+        row = rows[("POST", f"openai {pool}")]
+        assert int(row["Request Count"]) > 0, pool
+        assert int(row["Failure Count"]) == 0, pool
+        audio = rows[("AUDIO", f"audio_ms {pool}")]
+        assert audio["Request Count"] == row["Request Count"]
+    assert float(rows[("AUDIO", "audio_ms long")]["Average Response Time"]) == 60_000.0
+    summary = json.loads(Path(f"{prefix}_audio.json").read_text())
+    csv_ok = sum(
+        int(rows[("POST", f"openai {pool}")]["Request Count"]) for pool in ("short", "long")
+    )
+    # A request of each user may finish while locust stops, after one count and before the other.
+    assert abs(summary["ok_requests"] - csv_ok) <= 2
+    assert summary["audio_s"] > 0
+    assert 55 < summary["wall_s"] < 120
+    assert summary["rtfx"] == pytest.approx(summary["audio_s"] / summary["wall_s"])
+    assert Path(f"{prefix}_stats_history.csv").stat().st_size > 0
