@@ -43,11 +43,12 @@ from voxtral_gateway.errors import (
 )
 from voxtral_gateway.pipeline.fetch import fetch_audio
 from voxtral_gateway.pipeline.inline import decode_inline_audio
+from voxtral_gateway.pipeline.records import SegmentResult
 from voxtral_gateway.pipeline.render import render_transcript, usage
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.routes.transcriptions import options_from
-from voxtral_gateway.runtime import Runtime, open_runtime
+from voxtral_gateway.runtime import Runtime, TranscriptionOptions, open_runtime
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger("voxtral_worker")
@@ -167,11 +168,13 @@ class Worker:
             )
 
 
-async def _stream_events(runtime: Runtime, data: bytes, options: Any) -> AsyncIterator[dict]:
+async def _stream_events(
+    runtime: Runtime, data: bytes, options: TranscriptionOptions
+) -> AsyncIterator[dict[str, Any]]:
     """The gateway's stream events as dicts: deltas concatenate to the done text."""
     prepared = await runtime.prepare(data, options)
     count = len(prepared.segments)
-    results = []
+    results: list[SegmentResult] = []
     has_text = False
     async for result in runtime.segment_results(prepared, options):
         results.append(result)
