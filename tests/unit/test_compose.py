@@ -165,6 +165,13 @@ def test_gateway_starts_only_after_engine_is_healthy(compose: dict[str, Any]) ->
     assert (REPO / gateway["build"]["context"] / gateway["build"]["dockerfile"]).is_file()
 
 
+def test_gateway_image_tag_is_the_package_version(compose: dict[str, Any]) -> None:
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert compose["services"]["gateway"]["image"] == f"voxtral-gateway:{version}"
+
+
 def test_gateway_environment_is_understood_by_settings(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
