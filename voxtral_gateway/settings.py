@@ -33,10 +33,12 @@ class VadSettings(BaseModel):
     or `stock` (the silero-vad package's own one-chunk-at-a-time loop, ~10x slower)."""
     stock_backend: Literal["onnx", "jit"] = "onnx"
     """Model file the `stock` detector loads from the wheel; ONNX measured faster here."""
-    batch_streams: int = Field(16, ge=1)
-    """Most parallel LSTM streams one file is split into by the `batched` detector."""
-    stream_warmup_s: float = Field(8.0, ge=0.0)
-    """Audio (seconds) each later stream runs before its block so LSTM state has converged."""
+    batch_streams: int = Field(8, ge=1)
+    """Most parallel LSTM streams the `batched` detector splits one long file into."""
+    stream_warmup_s: float = Field(64.0, ge=1.0)
+    """Audio (seconds) each later LSTM stream runs before its block, so its state has converged
+    (Silero's LSTM remembers ~30-50 s of noisy audio). Files under 3x this run as one stream,
+    exactly like the stock loop."""
     threads: int = Field(1, ge=1)
     """Torch intra-op threads per VAD call; 1 keeps one request's VAD on one core."""
 

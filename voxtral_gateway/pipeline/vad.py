@@ -142,8 +142,8 @@ class BatchedSileroDetector:
         self,
         weights: _SileroWeights,
         *,
-        streams: int = 16,
-        warmup_frames: int = 256,
+        streams: int = 8,
+        warmup_frames: int = 2048,
         block_frames: int = 1024,
     ) -> None:
         self._weights = weights
@@ -236,9 +236,13 @@ class BatchedSileroDetector:
         torch.relu_(out)
 
     def _streams_for(self, frame_count: int) -> tuple[int, int]:
-        """(streams, frames per stream): warm-up work kept under ~25% of the total."""
+        """(streams, frames per stream) for a file of frame_count frames.
+
+        An LSTM step costs a fixed latency plus a little per stream, and each extra stream
+        adds `warmup` steps of work: a stream per ~3 warm-ups of audio is about the optimum.
+        """
         warmup = max(self._warmup_frames, 1)
-        streams = max(1, min(self._streams, frame_count // (4 * warmup)))
+        streams = max(1, min(self._streams, frame_count // (3 * warmup)))
         return streams, -(-frame_count // streams)
 
     def _run_lstm(self, features: torch.Tensor, frame_count: int) -> torch.Tensor:
