@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,69 @@ def test_dockerignore_keeps_virtualenvs_and_caches_out_of_the_context(dockerfile
         assert not _dockerignore_allows(path, ignore_file), path
     assert _dockerignore_allows("voxtral_gateway/app.py", ignore_file)
     assert not _dockerignore_allows("voxtral_gateway/__pycache__/app.cpython-312.pyc", ignore_file)
+
+
+def _materialize_build_context(dockerfile: Path, target: Path) -> None:
+    """Lay out what the image's COPY steps put in WORKDIR, from files .dockerignore lets in."""
+    ignore_file = _ignore_file_for(dockerfile)
+    for ins in _instructions(dockerfile):
+        if ins["instruction"] != "COPY" or "--from=" in ins["value"]:
+            continue
+        *sources, destination = ins["value"].split()
+        for source in sources:
+            into = target / (Path(source).name if destination.endswith("/") else destination)
+            origin = REPO / source
+            if origin.is_dir():
+                for path in origin.rglob("*"):
+                    relative = path.relative_to(REPO).as_posix()
+                    if path.is_file() and _dockerignore_allows(relative, ignore_file):
+                        copied = into / path.relative_to(origin)
+                        copied.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(path, copied)
+            else:
+                into.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, into)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "packages"),
+    [
+        (GATEWAY_DOCKERFILE, {"voxtral_gateway"}),
+        (REPO / "runpod" / "Dockerfile", {"voxtral_gateway", "serve"}),
+    ],
+    ids=["Dockerfile", "runpod/Dockerfile"],
+)
+def test_pip_install_step_builds_from_the_copied_files_alone(
+    dockerfile: Path, packages: set[str], tmp_path: Path
+) -> None:
+    # The image runs `pip install .` on what COPY brought in: build that same wheel here.
+    context = tmp_path / "context"
+    _materialize_build_context(dockerfile, context)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(context),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "dist").glob("voxtral_gateway-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        top_level = {name.split("/")[0] for name in names if name.endswith(".py")}
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "voxtral-gateway = voxtral_gateway.cli:main" in archive.read(entry_points).decode()
+    assert packages <= top_level
+    assert "voxtral_gateway/pipeline/vad.py" in names
 
 
 def test_gateway_image_command_is_a_real_cli_invocation() -> None:
