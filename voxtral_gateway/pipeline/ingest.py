@@ -112,7 +112,7 @@ async def _audio_bytes(
     if upload is not None:
         return await upload.read()
     if params.audio:
-        return decode_inline_audio(params.audio, settings.limits)
+        return decode_inline_audio(params.audio, settings.limits, param="audio")
     assert params.file_url is not None
     if classify_file_url(params.file_url) == "inline":
         return decode_inline_audio(params.file_url, settings.limits)

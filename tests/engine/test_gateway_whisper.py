@@ -1,0 +1,101 @@
+"""Real transcripts: Whisper tiny.en on vLLM, through the gateway and directly."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import jiwer
+import openai
+import pytest
+import srt
+
+pytestmark = pytest.mark.engine
+
+# Measured on espeak-ng speech (tests/fixtures/audio.py): ~0.0-0.05 through both paths.
+MAX_WER = 0.15
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    clean = jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
+    return jiwer.wer(reference, hypothesis, reference_transform=clean, hypothesis_transform=clean)
+
+
+def test_gateway_wer_is_low_and_no_worse_than_direct(
+    whisper_gateway, whisper_engine, speech_60s
+) -> None:
+    gateway = openai.OpenAI(base_url=f"{whisper_gateway.base_url}/v1", api_key="x", max_retries=0)
+    direct = openai.OpenAI(base_url=whisper_engine.openai_base_url, api_key="x", max_retries=0)
+    through = gateway.audio.transcriptions.create(model="w", file=speech_60s.path.open("rb"))
+    straight = direct.audio.transcriptions.create(
+        model=whisper_engine.model, file=speech_60s.path.open("rb")
+    )
+    gateway_wer = wer(speech_60s.text, through.text)
+    direct_wer = wer(speech_60s.text, straight.text)
+    print(f"WER 60 s clip: gateway {gateway_wer:.3f}, direct {direct_wer:.3f}")
+    assert gateway_wer <= MAX_WER
+    assert gateway_wer <= direct_wer + 0.05
+
+
+def test_srt_cues_carry_the_sentences_spoken_in_them(whisper_gateway, speech_60s) -> None:
+    gateway = openai.OpenAI(base_url=f"{whisper_gateway.base_url}/v1", api_key="x", max_retries=0)
+    body = gateway.audio.transcriptions.create(
+        model="w", file=speech_60s.path.open("rb"), response_format="srt"
+    )
+    cues = list(srt.parse(body))
+    assert cues
+    for sentence in speech_60s.sentences:
+        # The cue whose span holds the sentence's midpoint transcribes (most of) that sentence.
+        middle = (sentence.start_s + sentence.end_s) / 2
+        cue = next(c for c in cues if c.start.total_seconds() <= middle <= c.end.total_seconds())
+        assert wer(sentence.text, _best_window(cue.content, sentence.text)) <= 0.3
+
+
+def _best_window(text: str, reference: str) -> str:
+    """The run of words in `text` as long as `reference` that matches it best."""
+    words = text.split()
+    size = len(reference.split())
+    windows = [" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1))]
+    return min(windows, key=lambda w: wer(reference, w))
+
+
+def _engine_busy(http: httpx.Client, engine_url: str) -> float:
+    metrics = http.get(f"{engine_url}/metrics").text
+    found = re.findall(r"^vllm:num_requests_(?:running|waiting)\{[^}]*\} (\S+)", metrics, re.M)
+    assert found, "engine metrics changed name"
+    return sum(float(v) for v in found)
+
+
+def test_client_disconnect_cancels_upstream_work(
+    whisper_gateway, whisper_engine, speech_10min
+) -> None:
+    """A client that leaves mid-stream: the engine stops working on its segments in seconds."""
+    url = f"{whisper_gateway.base_url}/v1/audio/transcriptions"
+    with httpx.Client(timeout=120, trust_env=False) as http:
+        with http.stream(
+            "POST",
+            url,
+            files={"file": ("long.wav", speech_10min.read_bytes())},
+            data={"model": "w", "stream": "true"},
+        ) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data: ") and "transcript.text.delta" in line:
+                    break  # leave after the first segment, ~20 segments still to go
+            assert _engine_busy(http, whisper_engine.base_url) > 0
+        # Without cancellation the engine would keep transcribing the rest for tens of seconds.
+        deadline = time.monotonic() + 5
+        while _engine_busy(http, whisper_engine.base_url) > 0:
+            assert time.monotonic() < deadline, "engine still busy after the client left"
+            time.sleep(0.1)
+        metrics = http.get(f"{whisper_gateway.base_url}/metrics").text
+        assert re.search(r"^voxtral_pending_segments 0\.0$", metrics, re.M)
