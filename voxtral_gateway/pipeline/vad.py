@@ -6,13 +6,14 @@ Two detectors share one interface, `SpeechDetector`:
   model call per 512-sample chunk, LSTM state carried in Python. Exact, ~100-200x real time.
 - `BatchedSileroDetector` computes the same network from the same bundled weights
   (`silero_vad/data/silero_vad.jit`), but batched: the convolutional front end has no state, so
-  it runs over thousands of frames per matrix multiply, and the LSTM runs the file as several
-  parallel streams (contiguous blocks), each started a few seconds early so its state has
-  converged by the time its block begins. Stream 0 starts at the file start like the stock loop,
-  so a file shorter than a few stream warm-ups is computed exactly.
+  it runs over a thousand frames per matrix multiply (FFT for the STFT, one GEMM per conv tap),
+  and the LSTM runs a long file as a few parallel streams (contiguous blocks), each started a
+  minute early so its state has converged by the time its block begins. Stream 0 starts at the
+  file start like the stock loop, so files under ~3 minutes (by default) are computed exactly.
 
 Nothing is downloaded: both read model files inside the installed wheel. Build one detector at
-app start with `load_detector(settings.vad)` and share it; both are safe to call from threads.
+app start with `load_detector(settings.vad)` and share it; both are safe to call from threads
+(the stock one serialises calls, the batched one keeps no state between calls).
 """
 
 from __future__ import annotations
@@ -131,6 +132,30 @@ class _SileroWeights:
         self.head_bias = params["decoder.decoder.2.bias"].clone()
 
 
+def _verify(detector: BatchedSileroDetector, jit_path: str) -> None:
+    """Refuse to start if our re-arrangement of the network disagrees with the package's model.
+
+    Guards against a silero-vad release whose TorchScript internals we misread.
+    """
+    model = torch.jit.load(jit_path, map_location="cpu")
+    t = torch.arange(64 * FRAME_SAMPLES) / SAMPLE_RATE_HZ  # ~2 s, whole frames
+    # A rising tone with bursts: probabilities that move, not a flat zero.
+    probe = 0.3 * torch.sin(2 * torch.pi * (200 + 300 * t) * t) * (torch.sin(5 * t) > 0)
+    probe += 0.01 * torch.sin(2 * torch.pi * 3000 * t)
+    expected = []
+    with torch.inference_mode():
+        model.reset_states()
+        for start in range(0, len(probe), FRAME_SAMPLES):
+            expected.append(model(probe[start : start + FRAME_SAMPLES], SAMPLE_RATE_HZ).item())
+    got = detector.frame_probabilities(probe.numpy().astype(np.float32))
+    if not np.allclose(got, expected, atol=1e-4):
+        raise RuntimeError(
+            "Batched Silero VAD disagrees with the silero-vad package's model "
+            f"(max difference {np.abs(got - np.array(expected)).max():.3g}); "
+            "use VOXTRAL_VAD__DETECTOR=stock"
+        )
+
+
 class BatchedSileroDetector:
     """Silero VAD with many frames per matrix multiply and the file split into LSTM streams.
 
@@ -159,13 +184,11 @@ class BatchedSileroDetector:
         if frame_count == 0:
             return np.zeros(0, dtype=np.float32)
         streams, block = self._streams_for(frame_count)
-        # Room for the last stream's overrun past the end (zeros, discarded).
-        capacity = max(streams * block, frame_count)
         with torch.inference_mode():
-            features = self._features(audio, capacity)
-            hidden = self._run_lstm(features, frame_count)
-            logits = torch.relu(hidden) @ self._weights.head + self._weights.head_bias
-            return torch.sigmoid(logits).numpy()
+            # streams * block >= frame_count: the last stream's overrun reads zeros.
+            features = self._features(audio, streams * block)
+            logits = self._run_lstm(features, streams, block)
+            return torch.sigmoid(logits[:frame_count]).numpy()
 
     def _features(self, audio: torch.Tensor, capacity: int) -> torch.Tensor:
         """Encoder output [capacity, 128], zero past the audio's frames.
@@ -245,21 +268,30 @@ class BatchedSileroDetector:
         streams = max(1, min(self._streams, frame_count // (3 * warmup)))
         return streams, -(-frame_count // streams)
 
-    def _run_lstm(self, features: torch.Tensor, frame_count: int) -> torch.Tensor:
-        """LSTM hidden state per frame, the file split into parallel streams of equal length."""
-        streams, block = self._streams_for(frame_count)
-        if streams == 1:
-            hidden, _ = self._weights.lstm(features[:frame_count].unsqueeze(0))
-            return hidden[0]
-        warmup = self._warmup_frames
+    def _run_lstm(self, features: torch.Tensor, streams: int, block: int) -> torch.Tensor:
+        """Output logit per frame, the file run as `streams` parallel LSTM streams.
+
+        Stream s covers frames [s*block - warmup, (s+1)*block) and keeps its last `block`;
+        stream 0 starts at frame 0 with zero state, exactly like the stock loop, and simply
+        runs `warmup` frames long. Steps go in chunks with the state carried over, so only
+        one chunk of LSTM output exists at a time.
+        """
+        w = self._weights
+        warmup = self._warmup_frames if streams > 1 else 0
         steps = block + warmup
-        # Stream s covers frames [s*block - warmup, (s+1)*block); stream 0 starts at frame 0
-        # with zero state, exactly like the stock loop, and simply runs `warmup` frames long.
-        starts = (torch.arange(streams) * block - warmup).clamp(min=0)
-        index = starts.unsqueeze(1) + torch.arange(steps).unsqueeze(0)
-        hidden, _ = self._weights.lstm(features[index])  # [streams, steps, 128]
-        kept = torch.cat([hidden[0, :block], hidden[1:, warmup:].reshape(-1, _LSTM_SIZE)])
-        return kept[:frame_count]
+        starts = (torch.arange(streams) * block - warmup).clamp(min=0).unsqueeze(1)
+        logits = torch.empty(streams, steps)
+        state = None
+        for first in range(0, steps, self._block_frames):
+            last = min(first + self._block_frames, steps)
+            if streams == 1:
+                inputs = features[first:last].unsqueeze(0)
+            else:
+                inputs = features[starts + torch.arange(first, last)]
+            hidden, state = w.lstm(inputs, state)  # [streams, last - first, 128]
+            torch.matmul(torch.relu_(hidden), w.head, out=logits[:, first:last])
+        logits += w.head_bias
+        return torch.cat([logits[0, :block], logits[1:, warmup:].reshape(-1)])
 
 
 def _block_samples(audio: torch.Tensor, first_frame: int, count: int) -> torch.Tensor:
@@ -279,13 +311,18 @@ def _block_samples(audio: torch.Tensor, first_frame: int, count: int) -> torch.T
 
 
 def load_detector(settings: VadSettings) -> SpeechDetector:
-    """Load the detector named by settings, once, at app start (no downloads)."""
+    """Load the detector named by settings, once, at app start (no downloads).
+
+    Sets torch's intra-op thread count for the process: VAD is the only torch user here.
+    """
     torch.set_num_threads(settings.threads)
     if settings.detector == "stock":
         return StockSileroDetector(use_onnx=settings.stock_backend == "onnx")
-    weights = _SileroWeights(_model_path("silero_vad.jit"))
-    return BatchedSileroDetector(
-        weights,
+    jit_path = _model_path("silero_vad.jit")
+    detector = BatchedSileroDetector(
+        _SileroWeights(jit_path),
         streams=settings.batch_streams,
         warmup_frames=round(settings.stream_warmup_s / FRAME_S),
     )
+    _verify(detector, jit_path)
+    return detector
