@@ -116,3 +116,20 @@ def hide_flac_length(flac: bytes) -> bytes:
     packed = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
     data[18:26] = packed.to_bytes(8, "big")
     return bytes(data)
+
+
+def video_only_mp4() -> bytes:
+    """One second of black MPEG-4 video with no audio stream."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as output:
+        stream = output.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return buffer.getvalue()
