@@ -1,4 +1,4 @@
-"""Where the engine's time went, from a vLLM `/metrics` scrape (Prometheus text format).
+"""Where time went, from a vLLM or gateway `/metrics` scrape (Prometheus text format).
 
     python bench/gpu/engine_metrics.py engine-metrics.txt [earlier-scrape.txt]
 
@@ -23,12 +23,20 @@ PHASES = {
     "time to first token": "vllm:time_to_first_token_seconds",
     "end to end": "vllm:e2e_request_latency_seconds",
     "inter-token latency": "vllm:inter_token_latency_seconds",
+    # The gateway's own stages (voxtral_gateway/metrics.py), when given its scrape.
+    "gateway decode": "voxtral_decode_seconds",
+    "gateway VAD": "voxtral_vad_seconds",
+    "gateway upstream": "voxtral_upstream_seconds",
+    "gateway request": "voxtral_request_seconds",
 }
 COUNTERS = {
     "prompt tokens": "vllm:prompt_tokens_total",
     "generation tokens": "vllm:generation_tokens_total",
     "requests finished": "vllm:request_success_total",
     "preemptions": "vllm:num_preemptions_total",
+    "gateway audio seconds": "voxtral_audio_seconds_total",
+    "gateway speech seconds": "voxtral_speech_seconds_total",
+    "gateway segments": "voxtral_segments_total",
 }
 
 
@@ -55,9 +63,13 @@ def main() -> None:
     print(f"{'phase':<30}{'count':>9}{'total s':>12}{'mean ms':>10}")
     for label, name in PHASES.items():
         count, total = delta(f"{name}_count"), delta(f"{name}_sum")
+        if not count:
+            continue
         mean = 1e3 * total / count if count else float("nan")
         print(f"{label:<30}{count:>9.0f}{total:>12.2f}{mean:>10.1f}")
     for label, name in COUNTERS.items():
+        if name not in now:
+            continue
         print(f"{label:<30}{delta(name):>9.0f}")
 
 

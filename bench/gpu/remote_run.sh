@@ -4,12 +4,16 @@
 # engine and gateway run in their own sessions (setsid), so a follow-up call can reuse them.
 #   unpack   join /tmp/vg/site.tar.xz.part1 (call 1, remote_receive.sh) + .gpu/p2 part 2, unpack
 #   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16
-#   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb)
+#   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb),
+#            plus the flags in $ENGINE_EXTRA (space-separated), if any
+#   stopengine  end the engine only (to start it again with other flags)
 #   gateway  voxtral-gateway in front of it (tokens_per_audio_second=4)
 #   wait     until both answer; records the engine's ready time
 #   clips    5 s / 30 s / 10 min corpus from .gpu/p2/seed
 #   bench:NAME:KINDS:CONCURRENCY[:REPEAT]   python -m bench compare, gateway vs direct
 #   direct:NAME:KINDS:CONCURRENCY[:REPEAT]  python -m bench run against the engine alone
+#     (both take extra bench flags from $BENCH_EXTRA, e.g. --stream for time to first token)
+#   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA)
 #   metrics  engine + gateway /metrics, nvidia-smi
 #   stop     end engine and gateway
 #   out      pack /tmp/vg/results and logs into $OUT
@@ -35,6 +39,11 @@ python3 -c 'import av' 2>/dev/null || export PYTHONPATH=$PYTHONPATH:$REPO/bench/
 
 log() { echo "[$(date -u +%H:%M:%S) +$((SECONDS))s] $*" | tee -a "$RES/steps.log"; }
 stamp() { date +%s.%N; }
+get() {  # get URL [FILE]: HTTP GET with Python (no curl assumed); fails unless 200
+  python3 -c 'import sys, urllib.request as u
+body = u.urlopen(sys.argv[1], timeout=5).read()
+sys.stdout.buffer.write(body)' "$1" >"${2:-/dev/null}" 2>/dev/null
+}
 
 step_unpack() {
   local t0; t0=$(stamp)
@@ -57,13 +66,14 @@ step_model() {
 step_engine() {
   # The profile's exact argv, with the generated folder as model and vLLM run as a module.
   python3 - "$PROFILE" "$VG/model" "$ENGINE_PORT" >"$VG/engine.argv" <<'PY' || return 1
-import json, sys
+import json, os, sys
 from serve.profiles import load_profile
 profile = load_profile(sys.argv[1])
 argv = profile.engine_command(int(sys.argv[3]))
 argv[2] = sys.argv[2]  # model
 argv = ["python3", "-m", "vllm.entrypoints.cli.main", *argv[1:]]
 argv[argv.index("--host") + 1] = "127.0.0.1"
+argv += os.environ.get("ENGINE_EXTRA", "").split()
 print(json.dumps({"argv": argv, "env": {k: v for k, v in profile.engine_env().items() if k != "PYTHONPATH"}}))
 PY
   log "engine argv: $(python3 -c 'import json,shlex,sys; print(shlex.join(json.load(open(sys.argv[1]))["argv"]))' "$VG/engine.argv")"
@@ -93,7 +103,7 @@ step_gateway() {
 wait_http() {  # wait_http URL SECONDS PIDFILE
   local deadline=$((SECONDS + $2))
   while ((SECONDS < deadline)); do
-    curl -sf -o /dev/null "$1" && return 0
+    get "$1" && return 0
     if [[ -n ${3:-} ]] && ! kill -0 "$(cat "$3")" 2>/dev/null; then return 2; fi
     sleep 0.5
   done
@@ -127,22 +137,39 @@ run_bench() {  # run_bench compare|run NAME KINDS CONCURRENCY REPEAT
   else
     args=(run --url "http://127.0.0.1:$ENGINE_PORT" --tokens-per-audio-s "$TOKENS_PER_AUDIO_S")
   fi
+  mkdir -p "$RES/$name"
+  get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/$name/engine-metrics-before.txt"
+  get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/$name/gateway-metrics-before.txt"
   local t0; t0=$(stamp)
   taskset -c "$CLIENT_CPUS" python3 -m bench "${args[@]}" --corpus "$VG/corpus" --kinds "$kinds" \
-    --concurrency "$conc" --repeat "$repeat" --warmup 2 --timeout 300 --no-progress \
+    --concurrency "$conc" --repeat "$repeat" ${BENCH_EXTRA:-} --warmup 2 --timeout 300 --no-progress \
     --out "$RES/$name" --note "H100 run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
     >"$RES/$name.log" 2>&1
   local rc=$?
-  log "bench $name ($mode $kinds c=$conc x$repeat): rc=$rc in $(python3 -c "print(round($(stamp)-$t0,1))") s"
-  tail -25 "$RES/$name.log"
+  get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/$name/engine-metrics-after.txt"
+  get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/$name/gateway-metrics-after.txt"
+  python3 bench/gpu/engine_metrics.py "$RES/$name/engine-metrics-after.txt" \
+    "$RES/$name/engine-metrics-before.txt" >"$RES/$name/engine-phases.txt" 2>&1
+  python3 bench/gpu/engine_metrics.py "$RES/$name/gateway-metrics-after.txt" \
+    "$RES/$name/gateway-metrics-before.txt" >>"$RES/$name/engine-phases.txt" 2>&1
+  log "bench $name ($mode $kinds c=$conc x$repeat ${BENCH_EXTRA:-}): rc=$rc in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+  grep -A12 '^| target' "$RES/$name/results.md" | grep '^|'
+  cat "$RES/$name/engine-phases.txt"
 }
 
 step_metrics() {
-  curl -s "http://127.0.0.1:$ENGINE_PORT/metrics" >"$RES/engine-metrics.txt"
-  curl -s "http://127.0.0.1:$GATEWAY_PORT/metrics" >"$RES/gateway-metrics.txt"
+  get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/engine-metrics.txt"
+  get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/gateway-metrics.txt"
   nvidia-smi >"$RES/nvidia-smi.txt"
   nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv >>"$RES/nvidia-smi.txt"
   python3 bench/gpu/engine_metrics.py "$RES/engine-metrics.txt" | tee "$RES/engine-metrics-summary.txt"
+}
+
+step_stopengine() {
+  [[ -f $VG/engine.pid ]] && kill -TERM -- "-$(cat "$VG/engine.pid")" 2>/dev/null
+  for _ in $(seq 60); do get "http://127.0.0.1:$ENGINE_PORT/health" || break; sleep 0.5; done
+  sleep 5  # let the GPU memory go
+  log "engine: stopped; $(nvidia-smi --query-gpu=memory.used --format=csv,noheader) in use"
 }
 
 step_stop() {
@@ -169,6 +196,7 @@ for spec in "$@"; do
   case $step in
     bench) run_bench compare "$a" "$b" "$c" "${d:-1}" ;;
     direct) run_bench run "$a" "$b" "$c" "${d:-1}" ;;
+    env) export "${spec#env:}"; log "env ${spec#env:}" ;;
     *) "step_$step" || { log "step $step failed"; step_out; exit 1; } ;;
   esac
 done
