@@ -7,7 +7,8 @@
 The engine command comes from a serve/ profile (`--profile`, default from VOXTRAL_PROFILE).
 If either process exits, the other is stopped and the supervisor exits with the first exit
 code, so RunPod restarts the container instead of leaving half a service running. SIGTERM
-(RunPod's stop) is passed on to both, and each gets `--grace-s` seconds before SIGKILL.
+(RunPod's stop) goes to the front process first, so the gateway can drain its in-flight
+requests against a live engine, then to the engine; each gets `--grace-s` before SIGKILL.
 """
 
 from __future__ import annotations
@@ -122,13 +123,14 @@ class Supervisor:
         return 0
 
     def _stop_all(self) -> None:
-        running = [c for c in self.children.values() if c.poll() is None]
-        for child in running:
+        # Last started first: the front process drains its in-flight requests while the
+        # engine it needs for them is still up; only then does the engine stop.
+        for child in reversed(list(self.children.values())):
+            if child.poll() is not None:
+                continue
             _signal_group(child, signal.SIGTERM)
-        deadline = time.monotonic() + self.grace_s
-        for child in running:
             try:
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+                child.wait(timeout=self.grace_s)
             except subprocess.TimeoutExpired:
                 logger.warning(
                     "pid %d ignored SIGTERM for %.0f s; killing", child.pid, self.grace_s
@@ -142,6 +144,12 @@ def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(child.pid, signum)
 
 
+def _default_grace_s() -> float:
+    from voxtral_gateway.settings import Settings
+
+    return Settings().drain_timeout_s + 15.0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["pod", "serverless", "lb"])
@@ -151,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve/ profile for the engine (env VOXTRAL_PROFILE)",
     )
     parser.add_argument("--engine-port", type=int, default=ENGINE_PORT, help="vLLM's port")
-    parser.add_argument("--grace-s", type=float, default=30.0, help="SIGTERM to SIGKILL, seconds")
+    parser.add_argument(
+        "--grace-s",
+        type=float,
+        default=None,
+        help="SIGTERM to SIGKILL per process, seconds (default: the gateway's drain time + 15)",
+    )
     return parser
 
 
@@ -170,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         engine_api_key=engine.env.get("VLLM_API_KEY"),
         extra_args=front_args,
     )
-    supervisor = Supervisor([engine, front], grace_s=args.grace_s)
+    grace_s = args.grace_s if args.grace_s is not None else _default_grace_s()
+    supervisor = Supervisor([engine, front], grace_s=grace_s)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     return supervisor.run()

@@ -37,6 +37,8 @@ import signal, sys, time, pathlib
 marker = pathlib.Path(sys.argv[1])
 def on_term(*_):
     marker.write_text("terminated")
+    marker.with_suffix(".stopped_at").write_text(repr(time.time()))
+    time.sleep(float(sys.argv[5]))  # a front process draining its requests
     sys.exit(0)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if sys.argv[2] == "ignore" else on_term)
 marker.with_suffix(".started").write_text("")
@@ -45,9 +47,26 @@ sys.exit(int(sys.argv[4]))
 """
 
 
-def _child(tmp_path: Path, name: str, *, sleep_s: float, exit_code: int = 0, on_term: str = "exit"):
+def _child(
+    tmp_path: Path,
+    name: str,
+    *,
+    sleep_s: float,
+    exit_code: int = 0,
+    on_term: str = "exit",
+    drain_s: float = 0.0,
+):
     marker = tmp_path / f"{name}.marker"
-    argv = [sys.executable, "-c", _CHILD, str(marker), on_term, str(sleep_s), str(exit_code)]
+    argv = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(marker),
+        on_term,
+        str(sleep_s),
+        str(exit_code),
+        str(drain_s),
+    ]
     return supervise.Program(name, argv, dict(os.environ)), marker
 
 
@@ -97,7 +116,7 @@ def test_child_ignoring_sigterm_is_killed_after_grace(tmp_path: Path) -> None:
 
 def test_stop_signal_terminates_both_children_and_exits_cleanly(tmp_path: Path) -> None:
     engine, engine_marker = _child(tmp_path, "engine", sleep_s=60)
-    front, front_marker = _child(tmp_path, "front", sleep_s=60)
+    front, front_marker = _child(tmp_path, "front", sleep_s=60, drain_s=1.5)
     supervisor = supervise.Supervisor([engine, front], grace_s=10)
 
     def stop_when_started() -> None:
@@ -108,6 +127,10 @@ def test_stop_signal_terminates_both_children_and_exits_cleanly(tmp_path: Path) 
     assert supervisor.run() == 0
     assert engine_marker.read_text() == "terminated"
     assert front_marker.read_text() == "terminated"
+    # The engine is asked to stop only after the front process finished draining.
+    front_stopped = float(front_marker.with_suffix(".stopped_at").read_text())
+    engine_stopped = float(engine_marker.with_suffix(".stopped_at").read_text())
+    assert engine_stopped >= front_stopped + 1.5
 
 
 @pytest.mark.parametrize("mode", ["pod", "serverless", "lb"])
