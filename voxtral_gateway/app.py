@@ -17,6 +17,7 @@ from voxtral_gateway.middleware import (
     RequestIdMiddleware,
 )
 from voxtral_gateway.pipeline.vad import SpeechDetector
+from voxtral_gateway.realtime.router import router as realtime_router
 from voxtral_gateway.routes import health, transcriptions
 from voxtral_gateway.runtime import open_runtime
 from voxtral_gateway.settings import Settings
@@ -44,6 +45,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(transcriptions.router)
     app.include_router(health.router)
+    app.include_router(realtime_router)  # /v1/realtime WebSocket and the browser page at /
     # Outermost first: ids on every response, then auth, then the byte cap before any parsing.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
     app.add_middleware(ApiKeyMiddleware, keys=[k.get_secret_value() for k in settings.api_keys])

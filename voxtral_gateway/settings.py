@@ -92,6 +92,33 @@ class FetchSettings(BaseModel):
         return [str(ipaddress.ip_network(network, strict=False)) for network in networks]
 
 
+class RealtimeSettings(BaseModel):
+    """Realtime transcription sessions on the `/v1/realtime` WebSocket."""
+
+    max_connections: int = Field(32, ge=1)
+    """Live WebSocket sessions at once; one more gets an `error` event and close code 1013."""
+    max_append_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    """Largest single WebSocket message (bytes, base64 text included); larger ones close 1009."""
+    max_buffer_s: float = Field(120.0, gt=0)
+    """Most uncommitted audio (seconds) a session may hold, e.g. with turn detection off."""
+    max_ahead_s: float = Field(5.0, ge=0)
+    """How far (seconds of audio) a client may run ahead of real time before reading pauses."""
+    idle_timeout_s: float = Field(30.0, gt=0)
+    """A session with no client message for this long (seconds) gets an error and is closed."""
+    max_session_s: float = Field(3600.0, gt=0)
+    """Longest session (seconds, wall clock); then an error event and a clean close."""
+    interim_interval_s: float = Field(1.0, ge=0)
+    """Re-transcribe the open utterance this often (seconds) for interim deltas; 0 turns
+    interim deltas off (only `completed` events)."""
+    min_interim_audio_s: float = Field(0.8, ge=0)
+    """Open utterances shorter than this (seconds) get no interim transcription."""
+    passthrough_url: str | None = None
+    """Base URL (`ws://host:port`, no `/v1`) of a vLLM Voxtral Realtime engine to bridge to
+    instead of transcribing utterances over HTTP; None uses `upstream_urls`."""
+    passthrough_model: str | None = None
+    """Model named to the passthrough engine; None uses `upstream_model`."""
+
+
 class Settings(BaseSettings):
     """Gateway configuration. Defaults suit the embedded CPU profile on loopback."""
 
@@ -142,5 +169,6 @@ class Settings(BaseSettings):
     vad: VadSettings = Field(default_factory=VadSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     log_level: str = "INFO"
     """Python logging level name."""

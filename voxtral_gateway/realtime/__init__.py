@@ -1,0 +1,1 @@
+"""Realtime transcription: OpenAI's Realtime WebSocket protocol over the gateway's pipeline."""

@@ -1,0 +1,242 @@
+"""Utterances -> transcription events, over the gateway's own HTTP pipeline.
+
+A session hands each utterance to an `UtteranceTranscriber`: `begin` when speech opens (with
+the prefix audio), `extend` as audio arrives, `end` when it is committed. `EngineTranscriber`
+re-transcribes the open utterance every `interim_interval_s` for interim deltas, and sends the
+committed utterance upstream at once, through the same `UpstreamPool`, token budget, global
+segment slots, VAD segmentation (for utterances longer than one segment) and stitching as
+the batch route. The pass-through bridge (`bridge.py`) implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from voxtral_gateway.errors import GatewayError
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment
+from voxtral_gateway.pipeline.segment import segment_audio, vad_params
+from voxtral_gateway.pipeline.stitch import clean_text, stitch
+from voxtral_gateway.pipeline.transcribe import DecodingOptions, transcribe_segments
+from voxtral_gateway.realtime.protocol import Transcription, error_event, server_event
+from voxtral_gateway.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+DELTA = "conversation.item.input_audio_transcription.delta"
+COMPLETED = "conversation.item.input_audio_transcription.completed"
+FAILED = "conversation.item.input_audio_transcription.failed"
+
+_WORD_EDGES = re.compile(r"^\W+|\W+$")
+
+
+class UtteranceTranscriber(Protocol):
+    """Receives one utterance at a time; emits delta/completed events for it."""
+
+    async def begin(self, item_id: str, samples: np.ndarray) -> None: ...
+    async def extend(self, samples: np.ndarray) -> None: ...
+    async def end(self) -> None:
+        """Commit the open utterance; its `completed` event follows when the engine answers."""
+        ...
+
+    async def drop(self) -> None:
+        """Forget the open utterance without transcribing it (buffer cleared)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _normalised(word: str) -> str:
+    return _WORD_EDGES.sub("", word.lower())
+
+
+def new_words(sent: list[str], hypothesis: str, *, is_final: bool) -> list[str]:
+    """Words of `hypothesis` to send as a delta after the words already `sent`.
+
+    An interim hypothesis ends where the audio does, often mid-word, so its last word is held
+    back. Nothing is sent when the hypothesis revises a word already sent (compared without
+    case or punctuation): deltas only ever append, and `completed` carries the final text.
+    """
+    words = hypothesis.split()
+    candidate = words if is_final else words[:-1]
+    if len(candidate) <= len(sent):
+        return []
+    if [_normalised(w) for w in candidate[: len(sent)]] != [_normalised(w) for w in sent]:
+        return []
+    return candidate[len(sent) :]
+
+
+def delta_text(sent: list[str], words: list[str]) -> str:
+    return (" " if sent else "") + " ".join(words)
+
+
+@dataclass
+class _Utterance:
+    item_id: str
+    chunks: list[np.ndarray]
+    sent_words: list[str] = field(default_factory=list)
+    interim_task: asyncio.Task[None] | None = None
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(len(c) for c in self.chunks) / SAMPLE_RATE_HZ
+
+
+class EngineTranscriber:
+    """Utterances to the HTTP engines: interim re-transcriptions, then one final call."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        emit: Emit,
+        transcription: Callable[[], Transcription],
+    ) -> None:
+        self._runtime = runtime
+        self._emit = emit
+        self._transcription = transcription
+        self._settings = runtime.settings.realtime
+        self._open: _Utterance | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def begin(self, item_id: str, samples: np.ndarray) -> None:
+        self._open = _Utterance(item_id, [samples])
+        if self._settings.interim_interval_s > 0:
+            self._open.interim_task = self._spawn(self._interims(self._open))
+
+    async def extend(self, samples: np.ndarray) -> None:
+        if self._open is not None:
+            self._open.chunks.append(samples)
+
+    async def end(self) -> None:
+        utterance, self._open = self._open, None
+        if utterance is None:
+            return
+        if utterance.interim_task is not None:
+            utterance.interim_task.cancel()
+        self._spawn(self._finish(utterance))
+
+    async def drop(self) -> None:
+        utterance, self._open = self._open, None
+        if utterance is not None and utterance.interim_task is not None:
+            utterance.interim_task.cancel()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @property
+    def pending(self) -> int:
+        """Transcriptions still running (interim or final)."""
+        return len(self._tasks)
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _interims(self, utterance: _Utterance) -> None:
+        settings = self._settings
+        max_interim_s = self._runtime.settings.vad.segment_max_s
+        while True:
+            await asyncio.sleep(settings.interim_interval_s)
+            duration_s = utterance.duration_s
+            if duration_s < settings.min_interim_audio_s or duration_s > max_interim_s:
+                continue
+            try:
+                text = await self._transcribe_one(utterance.samples())
+            except GatewayError as exc:
+                logger.info("interim transcription failed: %s", exc.message)
+                continue
+            words = new_words(utterance.sent_words, text, is_final=False)
+            if words:
+                await self._emit_delta(utterance, words)
+
+    async def _emit_delta(self, utterance: _Utterance, words: list[str]) -> None:
+        delta = delta_text(utterance.sent_words, words)
+        utterance.sent_words.extend(words)
+        await self._emit(
+            server_event(DELTA, item_id=utterance.item_id, content_index=0, delta=delta)
+        )
+
+    async def _finish(self, utterance: _Utterance) -> None:
+        samples = utterance.samples()
+        try:
+            text = await self._transcribe_committed(samples)
+        except GatewayError as exc:
+            await self._emit(
+                server_event(
+                    FAILED,
+                    item_id=utterance.item_id,
+                    content_index=0,
+                    error=error_event(exc.message, exc.error_type, code=exc.code)["error"],
+                )
+            )
+            return
+        words = new_words(utterance.sent_words, text, is_final=True)
+        if words:
+            await self._emit_delta(utterance, words)
+        await self._emit(
+            server_event(
+                COMPLETED,
+                item_id=utterance.item_id,
+                content_index=0,
+                transcript=text,
+                usage={"type": "duration", "seconds": round(len(samples) / SAMPLE_RATE_HZ, 3)},
+            )
+        )
+
+    def _options(self) -> DecodingOptions:
+        transcription = self._transcription()
+        language = transcription.language or self._runtime.settings.default_language
+        return DecodingOptions(language=language, prompt=transcription.prompt)
+
+    async def _transcribe_one(self, samples: np.ndarray) -> str:
+        segment = Segment(0, 0.0, len(samples) / SAMPLE_RATE_HZ, samples)
+        return await self._transcribe_segments([segment])
+
+    async def _transcribe_committed(self, samples: np.ndarray) -> str:
+        """One upstream call, or the batch route's VAD cut when it is longer than a segment."""
+        settings = self._runtime.settings
+        if len(samples) / SAMPLE_RATE_HZ <= settings.vad.segment_max_s:
+            return await self._transcribe_one(samples)
+        segments = await asyncio.to_thread(
+            segment_audio, Audio(samples), self._runtime.detector, vad_params(settings.vad)
+        )
+        return await self._transcribe_segments(segments)
+
+    async def _transcribe_segments(self, segments: list[Segment]) -> str:
+        if not segments:
+            return ""
+        runtime = self._runtime
+        results = [
+            result
+            async for result in transcribe_segments(
+                segments,
+                runtime.upstream,
+                budget=runtime.budget(),
+                options=self._options(),
+                per_request_limit=runtime.settings.max_segments_in_flight_per_request,
+                global_slots=runtime.segment_slots,
+            )
+        ]
+        duration_s = segments[-1].end_s
+        return clean_text(stitch(results, duration_s=duration_s, language="").text)
