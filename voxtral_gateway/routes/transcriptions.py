@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -17,7 +18,7 @@ from voxtral_gateway.deps import RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
 from voxtral_gateway.pipeline.ingest import read_transcription_request
-from voxtral_gateway.pipeline.records import Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
@@ -158,10 +159,12 @@ async def _stream_events(
     ticket: Ticket,
 ) -> AsyncIterator[str]:
     """Deltas in file order as segments finish; failures after the 200 become an error event."""
-    results = []
+    results: list[SegmentResult] = []
     count = len(prepared.segments)
     try:
-        async for result in runtime.segment_results(prepared, options):
+        async for result in _until_client_leaves(
+            request, runtime.segment_results(prepared, options)
+        ):
             ticket.segment_done()
             results.append(result)
             text = clean_text(result.text)
@@ -170,6 +173,11 @@ async def _stream_events(
                 prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
                 yield delta_event(result, text=prefix + text, segment_count=count)
         yield done_event(runtime.finish(prepared, results, options))
+    except ClientDisconnectedError:
+        logger.info(
+            "[%s] client left mid-stream; upstream calls cancelled", request.state.request_id
+        )
+        return
     except GatewayError as exc:
         logger.warning("[%s] stream failed: %s", request.state.request_id, exc.message)
         yield error_event(gateway_error_body(exc))
@@ -178,4 +186,48 @@ async def _stream_events(
         yield error_event(
             error_body("Internal server error", "server_error", code="internal_error")
         )
+    finally:
+        ticket.release()
     yield DONE_MARKER
+
+
+async def _until_client_leaves(
+    request: Request, results: AsyncIterator[SegmentResult]
+) -> AsyncIterator[SegmentResult]:
+    """Pass results through; if the client disconnects first, cancel the fan-out at once.
+
+    Without this, a gone client is noticed only when the next event fails to send, which for
+    a long segment can be a minute away, while the engine keeps working for nobody. One task
+    drives the fan-out from start to end: its TaskGroup must live and die in one task.
+    """
+    queue: asyncio.Queue[SegmentResult | Exception | None] = asyncio.Queue()
+
+    async def _drive() -> None:
+        try:
+            async for result in results:
+                queue.put_nowait(result)
+        except Exception as exc:  # handed to the consumer, which raises it in its own task
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(None)
+
+    driver = asyncio.ensure_future(_drive())
+    watcher = asyncio.ensure_future(_until_disconnect(request))
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                raise ClientDisconnectedError
+            item = getter.result()
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        watcher.cancel()
+        driver.cancel()  # cancels the fan-out's TaskGroup, hence every upstream call
+        with contextlib.suppress(asyncio.CancelledError):
+            await driver
