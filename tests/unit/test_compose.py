@@ -193,6 +193,23 @@ def test_gateway_environment_is_understood_by_settings(
     assert settings.api_keys == []
 
 
+def _seconds(duration: str) -> float:
+    """A Compose duration such as `75s`, `1m30s` or `1h`, in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_gateway_gets_time_to_drain_before_docker_kills_it(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = compose["services"]["gateway"]
+    for name, value in gateway["environment"].items():
+        monkeypatch.setenv(name, str(value))
+    assert _seconds(gateway["stop_grace_period"]) > Settings().drain_timeout_s
+
+
 def test_gateway_client_keys_come_from_the_caller_environment(
     raw_compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
