@@ -45,6 +45,7 @@ def describe_machine() -> dict[str, Any]:
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": mem_gib,
         "gpus": gpus,
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "os": platform.platform(),
         "python": platform.python_version(),
     }
@@ -108,6 +109,7 @@ def render_markdown(result: dict[str, Any], plots: Sequence[Path]) -> str:
         "",
         f"Machine: {machine['cpu_model']}, {machine['cpus_usable']} usable CPUs, "
         f"{machine['memory_gib']} GiB RAM, GPUs: {', '.join(machine['gpus']) or 'none'}; "
+        f"load average {machine.get('load_average_1_5_15')} when written; "
         f"{machine['os']}, Python {machine['python']}.",
         "",
         "Servers:",
