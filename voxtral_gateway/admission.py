@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from voxtral_gateway.errors import OverloadedError, UpstreamUnavailableError
+from voxtral_gateway.ratelimit import charge_audio_s
 from voxtral_gateway.settings import Settings
 
 
@@ -23,7 +24,9 @@ class Ticket:
     released: bool = False
 
     def hold(self, audio_s: float, segments: int) -> None:
-        """Add the request's decoded audio and segment count to the load."""
+        """Add the request's decoded audio and segment count to the load (and to the
+        client's audio-seconds rate limit, when one is set)."""
+        charge_audio_s(audio_s - self.audio_s)
         self.admission.in_flight_audio_s += audio_s - self.audio_s
         self.admission.pending_segments += segments - self.segments
         self.audio_s, self.segments = audio_s, segments

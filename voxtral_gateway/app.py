@@ -14,9 +14,11 @@ from voxtral_gateway.errors import install_error_handlers
 from voxtral_gateway.middleware import (
     ApiKeyMiddleware,
     BodySizeLimitMiddleware,
+    RateLimitMiddleware,
     RequestIdMiddleware,
 )
 from voxtral_gateway.pipeline.vad import SpeechDetector
+from voxtral_gateway.ratelimit import RateLimiter
 from voxtral_gateway.realtime.router import router as realtime_router
 from voxtral_gateway.routes import health, transcriptions
 from voxtral_gateway.runtime import open_runtime
@@ -46,8 +48,24 @@ def create_app(
     app.include_router(transcriptions.router)
     app.include_router(health.router)
     app.include_router(realtime_router)  # /v1/realtime WebSocket and the browser page at /
-    # Outermost first: ids on every response, then auth, then the byte cap before any parsing.
+    if settings.admin_port is None:
+        app.include_router(health.metrics_router)  # else only on the admin port
+    # Outermost first: ids on every response, then auth, then per-key rate limits, then the
+    # byte cap before any parsing.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limits))
     app.add_middleware(ApiKeyMiddleware, keys=[k.get_secret_value() for k in settings.api_keys])
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def create_admin_app(public: FastAPI) -> FastAPI:
+    """`/metrics` for the admin port (`settings.admin_port`), reading the public app's runtime.
+
+    Run it in the same event loop as `public`, after or alongside it: the runtime exists once
+    the public app's lifespan has started.
+    """
+    admin = FastAPI(title="voxtral-gateway admin", version=__version__, openapi_url=None)
+    admin.state = public.state  # same settings and runtime objects
+    admin.include_router(health.metrics_router)
+    return admin

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -55,8 +57,25 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+class AdminServer(uvicorn.Server):
+    """The admin port's server: leaves signals to the public server, which stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_with_admin(server: DrainingServer, admin: AdminServer) -> None:
+    admin_task = asyncio.create_task(admin.serve())
+    try:
+        await server.serve()
+    finally:
+        admin.should_exit = True
+        await admin_task
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from voxtral_gateway.app import create_app
+    from voxtral_gateway.app import create_admin_app, create_app
 
     settings = Settings()
     if args.host:
@@ -66,14 +85,28 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
     )
-    DrainingServer(config, drain_timeout_s=settings.drain_timeout_s).run()
+    server = DrainingServer(config, drain_timeout_s=settings.drain_timeout_s)
+    if settings.admin_port is None:
+        server.run()
+        return 0
+    admin = AdminServer(
+        uvicorn.Config(
+            create_admin_app(app),
+            host=settings.host,
+            port=settings.admin_port,
+            log_level=settings.log_level.lower(),
+            lifespan="off",
+        )
+    )
+    asyncio.run(_serve_with_admin(server, admin))
     return 0
 
 

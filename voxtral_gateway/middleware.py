@@ -13,11 +13,13 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voxtral_gateway.errors import AudioLimitError, error_body
+from voxtral_gateway.errors import AudioLimitError, OverloadedError, error_body, gateway_error_body
+from voxtral_gateway.ratelimit import RateLimiter, client_identity
 
 logger = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/ping"})
+RATE_LIMITED_PREFIX = "/v1/audio/"
 
 
 async def _send_json(
@@ -141,3 +143,40 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, _counting_receive, send)
+
+
+class RateLimitMiddleware:
+    """Per-key request and audio-seconds limits on the transcription routes (429 + Retry-After).
+
+    Sits inside ApiKeyMiddleware, so only known keys spend tokens; decided before any body
+    is read. Audio seconds are charged later, when admission learns the decoded length.
+    """
+
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not self.limiter.is_enabled
+            or not scope["path"].startswith(RATE_LIMITED_PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        identity = client_identity(
+            dict(scope["headers"]).get(b"authorization", b""), client[0] if client else None
+        )
+        try:
+            self.limiter.admit(identity)
+        except OverloadedError as exc:
+            await _send_json(
+                send,
+                exc.status_code,
+                gateway_error_body(exc),
+                [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()],
+            )
+            return
+        with self.limiter.charging(identity):
+            await self.app(scope, receive, send)

@@ -119,6 +119,19 @@ class RealtimeSettings(BaseModel):
     """Model named to the passthrough engine; None uses `upstream_model`."""
 
 
+class RateLimitSettings(BaseModel):
+    """Optional per-client limits (per API key, or per address without keys). Off by default."""
+
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Transcription requests a key may start per minute (token bucket, burst = one minute's
+    worth); None means no limit. Past it: 429 with `Retry-After`."""
+    audio_s_per_minute: float | None = Field(None, gt=0)
+    """Seconds of decoded audio a key may send per minute; None means no limit. A request is
+    admitted while the key's balance is positive and charged once decoded (may go into debt)."""
+    max_tracked_clients: int = Field(100_000, ge=1)
+    """Clients whose buckets are kept; past it, clients with full buckets are forgotten."""
+
+
 class Settings(BaseSettings):
     """Gateway configuration. Defaults suit the embedded CPU profile on loopback."""
 
@@ -130,6 +143,8 @@ class Settings(BaseSettings):
     """Interface the gateway listens on."""
     port: int = 8001
     """Port the gateway listens on."""
+    admin_port: int | None = None
+    """If set, `/metrics` is served only on this port (same host), not on the public one."""
     upstream_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
     """Base URLs of vLLM engines (no `/v1`); segments are spread across all of them."""
     upstream_model: str | None = None
@@ -169,6 +184,7 @@ class Settings(BaseSettings):
     vad: VadSettings = Field(default_factory=VadSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     log_level: str = "INFO"
     """Python logging level name."""

@@ -12,6 +12,8 @@ from voxtral_gateway.errors import GatewayError, UpstreamUnavailableError
 from voxtral_gateway.protocol import ModelCard, ModelList
 
 router = APIRouter()
+# Its own router: with `admin_port` set it is mounted on the admin app instead (app.py).
+metrics_router = APIRouter()
 
 _READY_CACHE_S = 2.0
 
@@ -35,7 +37,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if is_ready else 503)
 
 
-@router.get("/metrics")
+@metrics_router.get("/metrics")
 async def metrics(runtime: RuntimeDep) -> Response:
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 

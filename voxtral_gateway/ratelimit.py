@@ -1,0 +1,151 @@
+"""Per-key rate limits: requests per minute and audio seconds per minute (token buckets).
+
+A request's audio length is known only after decoding, so the audio bucket is checked on
+arrival (it must not be in debt) and charged once the audio is decoded, possibly into debt:
+one long file is allowed through, and the key waits for the bucket to refill afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from voxtral_gateway.errors import OverloadedError
+from voxtral_gateway.settings import RateLimitSettings
+
+_SECONDS_PER_MINUTE = 60.0
+
+# The account of the request being served, set by RateLimitMiddleware for the request's task,
+# so admission can charge decoded audio without every stage passing the key along.
+_audio_account: ContextVar[Callable[[float], None] | None] = ContextVar(
+    "audio_account", default=None
+)
+
+
+@dataclass
+class TokenBucket:
+    """`capacity` tokens, refilled at `capacity` per minute; may go negative (debt)."""
+
+    capacity: float
+    tokens: float
+    updated_at: float
+
+    @property
+    def per_s(self) -> float:
+        return self.capacity / _SECONDS_PER_MINUTE
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated_at) * self.per_s)
+        self.updated_at = now
+
+    def seconds_until(self, amount: float) -> float:
+        """Seconds until `amount` tokens are available (0 if they are now)."""
+        return max(0.0, (amount - self.tokens) / self.per_s)
+
+    @property
+    def is_full(self) -> bool:
+        return self.tokens >= self.capacity
+
+
+@dataclass
+class _Account:
+    requests: TokenBucket | None
+    audio_s: TokenBucket | None
+
+
+@dataclass
+class RateLimiter:
+    """Buckets per client identity (a hash of its API key, else its address)."""
+
+    settings: RateLimitSettings
+    clock: Callable[[], float] = time.monotonic
+    _accounts: dict[str, _Account] = field(default_factory=dict)
+
+    @property
+    def is_enabled(self) -> bool:
+        s = self.settings
+        return s.requests_per_minute is not None or s.audio_s_per_minute is not None
+
+    def _account(self, identity: str, now: float) -> _Account:
+        account = self._accounts.get(identity)
+        if account is None:
+            if len(self._accounts) >= self.settings.max_tracked_clients:
+                self._forget_idle(now)
+            s = self.settings
+            account = _Account(
+                requests=_bucket(s.requests_per_minute, now),
+                audio_s=_bucket(s.audio_s_per_minute, now),
+            )
+            self._accounts[identity] = account
+        return account
+
+    def _forget_idle(self, now: float) -> None:
+        # A full bucket holds no information: dropping it and re-creating it later is the same.
+        for identity, account in list(self._accounts.items()):
+            buckets = [b for b in (account.requests, account.audio_s) if b is not None]
+            for bucket in buckets:
+                bucket.refill(now)
+            if all(b.is_full for b in buckets):
+                del self._accounts[identity]
+
+    def admit(self, identity: str) -> None:
+        """Take one request token; raise 429 with `Retry-After` if the key is out of either."""
+        now = self.clock()
+        account = self._account(identity, now)
+        waits = []
+        if account.requests is not None:
+            account.requests.refill(now)
+            waits.append(account.requests.seconds_until(1.0))
+        if account.audio_s is not None:
+            account.audio_s.refill(now)
+            # Any positive balance admits: the cost is unknown until the audio is decoded.
+            waits.append(account.audio_s.seconds_until(1e-9))
+        wait_s = max(waits, default=0.0)
+        if wait_s > 0:
+            raise OverloadedError(
+                "Rate limit reached for this API key; retry later.",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+            )
+        if account.requests is not None:
+            account.requests.tokens -= 1.0
+
+    def charge_audio(self, identity: str, seconds: float) -> None:
+        account = self._account(identity, self.clock())
+        if account.audio_s is not None and seconds > 0:
+            account.audio_s.tokens -= seconds
+
+    @contextlib.contextmanager
+    def charging(self, identity: str) -> Iterator[None]:
+        """Within this block, `charge_audio_s()` charges `identity`'s audio bucket."""
+        token = _audio_account.set(lambda seconds: self.charge_audio(identity, seconds))
+        try:
+            yield
+        finally:
+            _audio_account.reset(token)
+
+
+def charge_audio_s(seconds: float) -> None:
+    """Charge decoded audio to the current request's key (no-op without rate limits)."""
+    charge = _audio_account.get()
+    if charge is not None:
+        charge(seconds)
+
+
+def client_identity(authorization: bytes, client_host: str | None) -> str:
+    """A stable, non-secret name for the caller: its key's hash, else its address."""
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() == b"bearer" and token.strip():
+        return "key:" + hashlib.sha256(token.strip()).hexdigest()[:32]
+    return f"addr:{client_host or '-'}"
+
+
+def _bucket(per_minute: float | None, now: float) -> TokenBucket | None:
+    if per_minute is None:
+        return None
+    return TokenBucket(capacity=float(per_minute), tokens=float(per_minute), updated_at=now)
