@@ -105,25 +105,27 @@ def _wav(
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
 
+HOSTILE_BYTES = [
+    ("empty", b"", 400),
+    ("text", b"hello, this is not audio\n" * 40, 400),
+    ("json", b'{"file": "a.wav"}', 400),
+    ("html", b"<!doctype html><html><body>audio</body></html>" * 10, 400),
+    ("png", b"\x89PNG\r\n\x1a\n" + b"\0" * 200, 400),
+    ("zip", b"PK\x03\x04" + b"\0" * 200, 400),
+    ("random", np.random.default_rng(7).bytes(50_000), 400),
+    ("video-only-mp4", video_only_mp4(), 400),
+    ("wav-zero-channels", _wav(channels=0), 400),
+    ("wav-65535-channels", _wav(channels=65535), None),
+    ("wav-zero-rate", _wav(rate=0), 400),
+    ("wav-4ghz-rate", _wav(rate=4_000_000_000), None),
+    ("wav-zero-bits", _wav(bits=0), 400),
+    ("wav-data-size-4gb", _wav(data_size=0xFFFFFFFF), None),
+    ("wav-fmt-size-huge", _wav(fmt_size=0x7FFFFFFF), 400),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "data", "status"),
-    [
-        ("empty", b"", 400),
-        ("text", b"hello, this is not audio\n" * 40, 400),
-        ("json", b'{"file": "a.wav"}', 400),
-        ("html", b"<!doctype html><html><body>audio</body></html>" * 10, 400),
-        ("png", b"\x89PNG\r\n\x1a\n" + b"\0" * 200, 400),
-        ("zip", b"PK\x03\x04" + b"\0" * 200, 400),
-        ("random", np.random.default_rng(7).bytes(50_000), 400),
-        ("video-only-mp4", video_only_mp4(), 400),
-        ("wav-zero-channels", _wav(channels=0), 400),
-        ("wav-65535-channels", _wav(channels=65535), None),
-        ("wav-zero-rate", _wav(rate=0), 400),
-        ("wav-4ghz-rate", _wav(rate=4_000_000_000), None),
-        ("wav-zero-bits", _wav(bits=0), 400),
-        ("wav-data-size-4gb", _wav(data_size=0xFFFFFFFF), None),
-        ("wav-fmt-size-huge", _wav(fmt_size=0x7FFFFFFF), 400),
-    ],
+    ("name", "data", "status"), HOSTILE_BYTES, ids=[case[0] for case in HOSTILE_BYTES]
 )
 def test_hostile_bytes_are_refused_with_a_4xx(name: str, data: bytes, status: int | None) -> None:
     result = _decode_is_4xx_or_audio(data)

@@ -49,7 +49,7 @@ def test_inline_forms_decode_to_the_file_bytes(value: str) -> None:
 def test_malformed_inline_audio_is_a_400(value: str) -> None:
     with pytest.raises(InvalidRequestError) as refused:
         decode_inline_audio(value, LIMITS)
-    assert refused.value.status_code == 400
+    assert (refused.value.status_code, refused.value.code) == (400, "invalid_inline_audio")
 
 
 def test_length_is_checked_before_decoding() -> None:

@@ -60,16 +60,16 @@ def decode_inline_audio(value: str, limits: LimitSettings, *, param: str = "file
     chunk = _audio_chunk(value, param)
     text = chunk.input_audio if isinstance(chunk.input_audio, str) else ""
     if _url_type(text) is not AudioURLType.base64:
-        raise InvalidRequestError(
+        raise _invalid_inline(
             "Inline audio must be base64 or a data:audio/...;base64, URL.", param=param
         )
     payload = _strip_data_url(text, param)
     try:
         encoded = _ASCII_WHITESPACE.sub(b"", payload.encode("ascii"))
     except UnicodeEncodeError as exc:
-        raise InvalidRequestError("Inline audio is not valid base64.", param=param) from exc
+        raise _invalid_inline("Inline audio is not valid base64.", param=param) from exc
     if len(encoded) % 4 == 1:
-        raise InvalidRequestError("Inline audio is not valid base64.", param=param)
+        raise _invalid_inline("Inline audio is not valid base64.", param=param)
     decoded_bytes_upper_bound = (len(encoded) + 3) // 4 * 3
     if decoded_bytes_upper_bound > limits.max_upload_bytes + 2:
         raise AudioLimitError(
@@ -79,9 +79,9 @@ def decode_inline_audio(value: str, limits: LimitSettings, *, param: str = "file
     try:
         data = base64.b64decode(encoded + b"=" * (-len(encoded) % 4), validate=True)
     except binascii.Error as exc:
-        raise InvalidRequestError("Inline audio is not valid base64.", param=param) from exc
+        raise _invalid_inline("Inline audio is not valid base64.", param=param) from exc
     if not data:
-        raise InvalidRequestError("Inline audio is empty.", param=param)
+        raise _invalid_inline("Inline audio is empty.", param=param)
     if len(data) > limits.max_upload_bytes:
         raise AudioLimitError(
             f"Inline audio decodes to more than {limits.max_upload_bytes} bytes.", param=param
@@ -111,14 +111,14 @@ def _audio_url_chunk(value: str) -> AudioURLChunk:
     try:
         return AudioURLChunk(audio_url=value.strip())
     except ValidationError as exc:
-        raise InvalidRequestError("'file_url' must be a string.", param="file_url") from exc
+        raise _invalid_inline("'file_url' must be a string.", param="file_url") from exc
 
 
 def _audio_chunk(value: str, param: str) -> AudioChunk:
     try:
         return AudioChunk(input_audio=value.strip())
     except ValidationError as exc:
-        raise InvalidRequestError("Inline audio is empty.", param=param) from exc
+        raise _invalid_inline("Inline audio is empty.", param=param) from exc
 
 
 def _strip_data_url(text: str, param: str) -> str:
@@ -127,11 +127,15 @@ def _strip_data_url(text: str, param: str) -> str:
     header = _DATA_URL_HEADER.match(text)
     media_type = header.group(1).strip().lower() if header else ""
     if header is None or not media_type.startswith(_ACCEPTED_MEDIA_TYPES):
-        raise InvalidRequestError(
+        raise _invalid_inline(
             "A data URL must look like data:audio/<format>;base64,<payload>.", param=param
         )
     try:
         # mistral-common matches a lower-case "data:" only; the header was checked above.
         return maybe_strip_base64_data_url_prefix("data:" + text[5:])
     except ValueError as exc:
-        raise InvalidRequestError("The data URL is malformed.", param=param) from exc
+        raise _invalid_inline("The data URL is malformed.", param=param) from exc
+
+
+def _invalid_inline(message: str, *, param: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code="invalid_inline_audio")
