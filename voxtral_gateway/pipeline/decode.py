@@ -156,6 +156,8 @@ def _decode_with_pyav(data: bytes, limits: LimitSettings) -> np.ndarray:
         if not streams:
             raise UnsupportedAudioError("The file contains no audio stream.", param="file")
         stream = streams[0]
+        if stream.codec_context is None:  # e.g. a WAV header declaring 0 channels (fuzzing)
+            raise UnsupportedAudioError("The audio stream cannot be decoded.", param="file")
         channels = stream.codec_context.channels or 0
         rate = stream.codec_context.sample_rate or 0
         _check_shape(channels, rate, limits)
