@@ -57,14 +57,6 @@ def test_response_schema_has_text_and_duration_usage(
     assert body["usage"] == {"type": "duration", "seconds": 5}
 
 
-def test_text_response_format_is_plain_text(
-    voxtral_engine: RunningEngine, speech_5s: AudioClip
-) -> None:
-    response = _transcribe(voxtral_engine, speech_5s, response_format="text")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-
-
 @pytest.mark.parametrize("clip_name", ["speech_8khz", "speech_stereo"])
 def test_resampling_and_downmix_need_the_audio_extras(
     voxtral_engine: RunningEngine, clip_name: str, request: pytest.FixtureRequest
