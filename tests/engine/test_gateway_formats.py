@@ -157,6 +157,6 @@ def test_models_and_ready(voxtral_gateway, voxtral_engine) -> None:
         models = http.get(f"{voxtral_gateway.base_url}/v1/models").json()
         assert [m["id"] for m in models["data"]] == [voxtral_engine.model]
         ready = http.get(f"{voxtral_gateway.base_url}/ready")
-        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert ready.status_code == 200, ready.text
         metrics = http.get(f"{voxtral_gateway.base_url}/metrics").text
         assert "voxtral_segments_total" in metrics
