@@ -13,15 +13,18 @@ Gateway settings come from VOXTRAL_* variables as usual.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from voxtral_gateway.app import create_app
+from voxtral_gateway.cli import DrainingServer
 from voxtral_gateway.runtime import Runtime
 from voxtral_gateway.settings import Settings
 
@@ -74,20 +77,35 @@ def create_lb_app(settings: Settings) -> tuple[FastAPI, PingState]:
     return app, state
 
 
+class _ProbeServer(uvicorn.Server):
+    """The PORT_HEALTH server: signals belong to the main server, which stops this one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(settings: Settings, *, port: int, health_port: int) -> None:
     app, state = create_lb_app(settings)
-    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port))]
-    if health_port != port:
-        health_app = FastAPI()
-        add_ping_route(health_app, state, runtime_source=app)
-        config = uvicorn.Config(health_app, host=settings.host, port=health_port, lifespan="off")
-        servers.append(uvicorn.Server(config))
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
-    # Each uvicorn server catches SIGTERM for itself; when one stops, stop the other too.
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for server in servers:
-        server.should_exit = True
-    await asyncio.gather(*tasks)
+    # Draining on SIGTERM: RunPod scales workers down with in-flight requests on them.
+    main_server = DrainingServer(
+        uvicorn.Config(app, host=settings.host, port=port, timeout_graceful_shutdown=5),
+        drain_timeout_s=settings.drain_timeout_s,
+    )
+    if health_port == port:
+        await main_server.serve()
+        return
+    health_app = FastAPI()
+    add_ping_route(health_app, state, runtime_source=app)
+    health_server = _ProbeServer(
+        uvicorn.Config(health_app, host=settings.host, port=health_port, lifespan="off")
+    )
+    health_task = asyncio.create_task(health_server.serve())
+    try:
+        await main_server.serve()
+    finally:
+        health_server.should_exit = True
+        await health_task
 
 
 def main() -> None:
