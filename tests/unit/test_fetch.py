@@ -57,6 +57,19 @@ def test_dns_is_asked_once_so_a_rebinding_answer_is_never_used(
     assert target_listeners.total_accepted() == 0
 
 
+def test_falls_back_to_the_next_checked_address_when_the_first_refuses(
+    audio_server: AudioServer, target_listeners: TargetListeners
+) -> None:
+    # Like a dual-stack name whose IPv6 address is unreachable from the gateway.
+    settings = ALLOW_SERVER.model_copy(
+        update={"allowed_networks": ["127.0.0.4/32", f"{SERVER_HOST}/32"]}
+    )
+    resolver = MapResolver({"dual.test": ["127.0.0.4", SERVER_HOST]})
+    url = audio_server.url("/audio", host="dual.test")
+    assert _fetch(url, settings, resolver=resolver) == AUDIO_BODY
+    assert resolver.lookups == ["dual.test"]
+
+
 def test_each_redirect_hop_is_resolved_and_checked_again(
     audio_server: AudioServer, target_listeners: TargetListeners
 ) -> None:

@@ -114,7 +114,9 @@ def test_ports_outside_the_allowed_list_are_refused_before_resolving() -> None:
 
 def test_connect_url_targets_the_checked_address_and_keeps_the_path() -> None:
     target = _pin("https://Audio.Example:443/a%20b.wav?x=1", FetchSettings(), MapResolver(PUBLIC))
-    assert str(target.connect_url) == "https://93.184.216.34/a%20b.wav?x=1"
+    assert str(target.connect_url(target.address)) == "https://93.184.216.34/a%20b.wav?x=1"
+    with pytest.raises(ValueError, match="checked"):
+        target.connect_url(ipaddress.ip_address("127.0.0.1"))
 
 
 @pytest.mark.parametrize(

@@ -59,12 +59,8 @@ async def _follow(
         for _hop in range(settings.max_redirects + 1):
             target = await pin_url(current, settings, resolver)
             try:
-                async with client.stream(
-                    "GET",
-                    target.connect_url,
-                    headers=_headers(target),
-                    extensions=_extensions(target),
-                ) as response:
+                response = await _open(client, target)
+                try:
                     if response.status_code in _REDIRECT_STATUSES:
                         current = _redirect_target(target, response)
                         continue
@@ -73,6 +69,8 @@ async def _follow(
                             f"The URL answered HTTP {response.status_code}.", param="file_url"
                         )
                     return await _read_capped(response, limits.max_upload_bytes)
+                finally:
+                    await response.aclose()
             except httpx.TimeoutException as exc:
                 raise FetchError("Fetching the URL timed out.", param="file_url") from exc
             except httpx.HTTPError as exc:
@@ -81,6 +79,30 @@ async def _follow(
                     f"The URL could not be fetched ({type(exc).__name__}).", param="file_url"
                 ) from exc
     raise FetchError(f"More than {settings.max_redirects} redirects.", param="file_url")
+
+
+async def _open(client: httpx.AsyncClient, target: PinnedTarget) -> httpx.Response:
+    """Open a streamed response on the first checked address that accepts a connection.
+
+    A dual-stack name whose IPv6 address is unreachable from here still works over IPv4;
+    every candidate was checked by the guard, and nothing outside them is ever tried.
+    """
+    last_error: httpx.HTTPError | None = None
+    for address in target.addresses:
+        request = client.build_request(
+            "GET",
+            target.connect_url(address),
+            headers=_headers(target),
+            extensions=_extensions(target),
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            last_error = exc
+            continue
+        return response
+    assert last_error is not None
+    raise last_error
 
 
 def _client(settings: FetchSettings) -> httpx.AsyncClient:

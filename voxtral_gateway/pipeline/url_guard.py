@@ -3,7 +3,7 @@
 One parser (`httpx.URL`) is used both here and for the connection, so the host we check is the
 host we connect to (vLLM's CVE-2026-24779/25960 came from two parsers disagreeing). Names are
 resolved exactly once; every address they resolve to must be public (or inside
-`allowed_networks`), and the caller connects to the first checked address, never re-resolving,
+`allowed_networks`), and the caller connects only to those checked addresses, never re-resolving,
 so DNS rebinding between check and connect has nothing to exploit.
 """
 
@@ -50,7 +50,10 @@ class SystemResolver:
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # AI_ADDRCONFIG: no IPv6 answers on a host without IPv6, where they could only fail.
+        infos = await loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
+        )
         addresses: list[IPAddress] = []
         for _family, _type, _proto, _canon, sockaddr in infos:
             # Scope ids ("fe80::1%eth0") are dropped; link-local is refused anyway.
@@ -62,19 +65,25 @@ class SystemResolver:
 
 @dataclass(frozen=True)
 class PinnedTarget:
-    """A URL that passed every check, plus the one address the connection must go to."""
+    """A URL that passed every check, plus the only addresses a connection may go to."""
 
     url: httpx.URL
     host: str
     """ASCII host name as the client wrote it (IDNA-encoded), used for Host and TLS SNI."""
     port: int
-    address: IPAddress
+    addresses: tuple[IPAddress, ...]
+    """Every address the name resolved to, all checked, in the resolver's preference order."""
     is_ip_literal: bool
 
     @property
-    def connect_url(self) -> httpx.URL:
-        """The same URL with its host replaced by the checked address (no DNS at connect)."""
-        return self.url.copy_with(host=str(self.address), port=self.port)
+    def address(self) -> IPAddress:
+        return self.addresses[0]
+
+    def connect_url(self, address: IPAddress) -> httpx.URL:
+        """The same URL with its host replaced by a checked address (no DNS at connect)."""
+        if address not in self.addresses:
+            raise ValueError("only checked addresses may be connected to")
+        return self.url.copy_with(host=str(address), port=self.port)
 
 
 def parse_url(raw: str | httpx.URL) -> httpx.URL:
@@ -128,7 +137,7 @@ async def pin_url(
     literal = _ip_literal(host)
     if literal is not None:
         check_address(literal, settings.allowed_networks)
-        return PinnedTarget(url, host, port, literal, is_ip_literal=True)
+        return PinnedTarget(url, host, port, (literal,), is_ip_literal=True)
     name = host.rstrip(".")
     if _NUMERIC_LOOKING.match(name):
         raise UrlRejectedError(
@@ -146,7 +155,7 @@ async def pin_url(
     # Every answer must pass: a name that also points somewhere private is refused outright.
     for address in addresses:
         check_address(address, settings.allowed_networks)
-    return PinnedTarget(url, host, port, addresses[0], is_ip_literal=False)
+    return PinnedTarget(url, host, port, tuple(addresses), is_ip_literal=False)
 
 
 def check_address(address: IPAddress, allowed_networks: Sequence[str]) -> None:
