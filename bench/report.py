@@ -96,6 +96,24 @@ def _ratio_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _item_table(result: dict[str, Any]) -> list[str]:
+    rows = [
+        f"| {entry['target']} | {entry['level']:g} | {item_id} | {item['ok']}/{item['requests']} "
+        f"| {item['statuses']} | {_fmt(item['latency_p50_s'])} | {_fmt(item['wer'])} |"
+        for entry in result["levels"]
+        for item_id, item in (entry["summary"].get("by_item") or {}).items()
+    ]
+    if not rows:
+        return []
+    head = [
+        "Long files:",
+        "",
+        f"| target | {result['level_unit']} | item | ok | HTTP statuses | p50 s | WER |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    return [*head, *rows, ""]
+
+
 def render_markdown(result: dict[str, Any], plots: Sequence[Path]) -> str:
     machine = result["machine"]
     lines = [
@@ -135,6 +153,7 @@ def render_markdown(result: dict[str, Any], plots: Sequence[Path]) -> str:
     ]
     if result.get("ratios"):
         lines += [*_ratio_table(result), ""]
+    lines += _item_table(result)
     if result.get("notes"):
         lines += ["Notes:", "", *[f"- {note}" for note in result["notes"]], ""]
     lines += [f"![{path.stem}]({path.name})" for path in plots]

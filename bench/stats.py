@@ -44,6 +44,19 @@ def summarize(records: Sequence[RequestRecord], wall_s: float) -> dict[str, obje
             "wer": kind_wer.wer if kind_wer else None,
             "latency_p50_s": float(np.median([r.latency_s for r in kind_ok])),
         }
+    # Long files are few and each matters (10 min vs 60 min behave differently): list them.
+    by_item: dict[str, object] = {}
+    for item_id in sorted({r.item_id for r in records if r.kind == "long"}):
+        item_records = [r for r in records if r.item_id == item_id]
+        item_ok = [r for r in item_records if r.is_ok]
+        item_wer = word_errors([r.reference for r in item_ok], [r.text for r in item_ok])
+        by_item[item_id] = {
+            "requests": len(item_records),
+            "ok": len(item_ok),
+            "latency_p50_s": float(np.median([r.latency_s for r in item_ok])) if item_ok else None,
+            "wer": item_wer.wer if item_wer else None,
+            "statuses": sorted({r.status for r in item_records}),
+        }
     statuses: dict[str, int] = {}
     for record in records:
         statuses[str(record.status)] = statuses.get(str(record.status), 0) + 1
@@ -61,6 +74,7 @@ def summarize(records: Sequence[RequestRecord], wall_s: float) -> dict[str, obje
         "ttft_s": distribution(ttfts),
         "wer": asdict(wer) if wer else None,
         "by_kind": by_kind,
+        "by_item": by_item,
         "first_errors": [r.error for r in records if r.error][:3],
     }
 

@@ -136,3 +136,19 @@ def test_records_are_plain_data(tmp_path: Path) -> None:
 
     record = _record(1.0)
     assert RequestRecord(**json.loads(json.dumps(dataclasses.asdict(record)))) == record
+
+
+def test_long_files_are_listed_one_by_one_with_their_statuses() -> None:
+    def long_record(item_id: str, ok: bool) -> RequestRecord:
+        base = _record(5.0, ok=ok, kind="long")
+        return RequestRecord(**{**base.__dict__, "item_id": item_id})
+
+    summary = summarize(
+        [long_record("long-010min", True), long_record("long-060min", False)], wall_s=10.0
+    )
+    assert summary["by_item"]["long-010min"]["ok"] == 1
+    assert summary["by_item"]["long-010min"]["latency_p50_s"] == 5.0
+    assert summary["by_item"]["long-060min"] == {
+        "requests": 1, "ok": 0, "latency_p50_s": None, "wer": None, "statuses": [503],
+    }  # fmt: skip
+    assert summarize([_record(1.0)], wall_s=1.0)["by_item"] == {}
