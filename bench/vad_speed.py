@@ -25,6 +25,7 @@ import sys
 import time
 import wave
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,40 @@ def long_audio(minutes: int, corpus_dir: Path) -> tuple[np.ndarray, str]:
     with wave.open(str(path)) as wav:
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     return pcm.astype(np.float32) / 32768.0, str(path)
+
+
+class OnnxStreamsDetector:
+    """The design we started from: silero_vad.onnx fed [streams, 64 + 512] per call, state
+    [2, streams, 128], the file split into streams like `BatchedSileroDetector`'s. Kept here to
+    show why the product uses the re-arranged torch network instead."""
+
+    def __init__(self, like: BatchedSileroDetector) -> None:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        path = files("silero_vad.data").joinpath("silero_vad.onnx")
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self._like = like
+
+    def frame_probabilities(self, samples: np.ndarray) -> np.ndarray:
+        frame_count = -(-len(samples) // 512)
+        streams, block = self._like._streams_for(frame_count)
+        warmup = self._like._warmup_frames if streams > 1 else 0
+        padded = np.zeros(64 + (streams * block + 1) * 512, dtype=np.float32)
+        padded[64 : 64 + len(samples)] = samples
+        starts = np.maximum(np.arange(streams) * block - warmup, 0)
+        state = np.zeros((2, streams, 128), dtype=np.float32)
+        rate = np.array(SAMPLE_RATE_HZ, dtype=np.int64)
+        out = np.empty((streams, block + warmup), dtype=np.float32)
+        for step in range(block + warmup):
+            first = (starts + step) * 512
+            chunk = np.stack([padded[f : f + 576] for f in first])
+            probs, state = self._session.run(None, {"input": chunk, "state": state, "sr": rate})
+            out[:, step] = probs[:, 0]
+        kept = np.concatenate([out[0, :block], out[1:, warmup:].reshape(-1)])
+        return kept[:frame_count]
 
 
 def describe_machine() -> dict[str, Any]:
@@ -135,6 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batched, one stream (exact)": BatchedSileroDetector(
             batched._weights, streams=1, warmup_frames=0
         ),
+        "ONNX model, streams batched per call": OnnxStreamsDetector(batched),
     }
     reference_name = next(iter(detectors))
     # Warm every detector once on a short clip (JIT profiling, allocator, caches).

@@ -11,6 +11,7 @@ The stage is three pure steps plus the glue that runs the detector:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,10 +83,11 @@ def vad_params(settings: VadSettings, overrides: Mapping[str, Any] | None = None
         values[field] = _checked_override(name, value)
     params = VadParams(**values)
     # Padding on both sides must leave room for speech inside the window.
-    max_pad_ms = int(params.max_segment_s * 1000 / 4)
+    max_pad_ms = math.ceil(params.max_segment_s * 1000 / 4) - 1
     if params.speech_pad_ms > max_pad_ms:
         raise InvalidRequestError(
-            f"chunking_strategy.prefix_padding_ms must be at most {max_pad_ms}",
+            f"chunking_strategy.prefix_padding_ms must be at most {max_pad_ms} "
+            f"(a quarter of the {params.max_segment_s:g} s segment window)",
             param="chunking_strategy",
         )
     return params
