@@ -36,12 +36,15 @@ def read_clip(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def two_sentences(audio_factory: AudioFactory) -> tuple[Path, list[str]]:
+def two_sentences(
+    audio_factory: AudioFactory,
+) -> tuple[Path, list[str], list[tuple[float, float]]]:
     """Two espeak sentences, 1.2 s apart, 0.4 s lead-in and 1.5 s of silence after: a WAV and
-    its reference sentences. Pauses are longer than the 500 ms that ends a turn."""
+    its reference sentences and their (start_s, end_s). Pauses are longer than the 500 ms
+    that ends a turn."""
     texts = [
-        "The quick brown fox jumps over the lazy dog.",
         "Please call the office before noon tomorrow.",
+        "The train leaves the station in the morning.",
     ]
     gap = np.zeros(round(1.2 * SAMPLE_RATE_HZ), np.float32)
     samples = np.concatenate(
@@ -56,7 +59,9 @@ def two_sentences(audio_factory: AudioFactory) -> tuple[Path, list[str]]:
     rng = np.random.default_rng(1)
     samples = samples + (rng.standard_normal(len(samples)) * 0.002).astype(np.float32)
     path = write_wav(audio_factory.directory / "realtime-two-sentences.wav", samples)
-    return path, texts
+    end_0 = 0.4 + len(audio_factory.voice(texts[0])) / SAMPLE_RATE_HZ
+    end_1 = end_0 + 1.2 + len(audio_factory.voice(texts[1])) / SAMPLE_RATE_HZ
+    return path, texts, [(0.4, end_0), (end_0 + 1.2, end_1)]
 
 
 class RawSession:
