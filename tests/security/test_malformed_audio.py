@@ -6,6 +6,7 @@ GatewayError becomes a 500, so every case here asserts exactly that contract.
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -75,13 +76,10 @@ def test_corrupted_bytes_are_4xx_or_audio(
     _decode_is_4xx_or_audio(bytes(data))
 
 
-@pytest.mark.parametrize("head", CONTAINERS)
-@pytest.mark.parametrize("body", CONTAINERS)
+@pytest.mark.parametrize(("head", "body"), itertools.permutations(CONTAINERS, 2))
 def test_header_of_one_container_on_the_body_of_another(
     valid_files: dict[str, bytes], head: str, body: str
 ) -> None:
-    if head == body:
-        pytest.skip("same container")
     _decode_is_4xx_or_audio(valid_files[head][:64] + valid_files[body][64:])
 
 

@@ -100,6 +100,11 @@ def test_https_is_the_only_scheme_by_default() -> None:
         _pin("http://audio.example/a.wav", FetchSettings(), MapResolver(PUBLIC))
 
 
+def test_surrounding_whitespace_is_dropped_but_inner_whitespace_refused() -> None:
+    target = _pin(" https://audio.example/a.wav\r\n", FetchSettings(), MapResolver(PUBLIC))
+    assert str(target.url) == "https://audio.example/a.wav"
+
+
 def test_http_is_opt_in() -> None:
     target = _pin("http://audio.example/a.wav", FetchSettings(allow_http=True), MapResolver(PUBLIC))
     assert target.port == 80

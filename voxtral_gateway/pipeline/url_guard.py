@@ -90,6 +90,9 @@ def parse_url(raw: str | httpx.URL) -> httpx.URL:
     """Parse with the parser we also connect with; refuse what URL parsers disagree on."""
     if isinstance(raw, httpx.URL):
         return raw
+    # Leading/trailing whitespace (a pasted URL, a form field's newline) is dropped, as
+    # browsers do; the stripped string is the one both checked and connected to.
+    raw = raw.strip(" \t\r\n")
     if not raw or len(raw) > 8192:
         raise UrlRejectedError("The URL is empty or too long.", param="file_url")
     # Backslashes and whitespace are read differently by different URL parsers
