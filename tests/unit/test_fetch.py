@@ -215,3 +215,30 @@ def test_https_to_an_ip_literal_verifies_against_the_ip(
     with pytest.raises(FetchError):
         _fetch(tls_audio_server.url("/audio"), _tls_settings(throwaway_certificates))
     assert tls_audio_server.log.paths == []
+
+
+def test_redirect_to_a_port_outside_the_allowed_list_is_refused(
+    audio_server: AudioServer, target_listeners: TargetListeners
+) -> None:
+    settings = ALLOW_SERVER.model_copy(
+        update={
+            "allowed_ports": [audio_server.port],
+            "allowed_networks": [f"{SERVER_HOST}/32", "127.0.0.2/32"],
+        }
+    )
+    target = f"http://127.0.0.2:{target_listeners.port}/a.wav"
+    with pytest.raises(UrlRejectedError, match=f"Port {target_listeners.port}"):
+        _fetch(audio_server.url("/redirect?to=" + target), settings)
+    assert target_listeners.total_accepted() == 0
+
+
+def test_https_redirect_down_to_http_is_refused_when_http_is_off(
+    tls_audio_server: AudioServer, throwaway_certificates: ThrowawayCertificates
+) -> None:
+    settings = _tls_settings(throwaway_certificates).model_copy(update={"allow_http": False})
+    resolver = MapResolver({"audio.test": [SERVER_HOST]})
+    downgrade = f"http://audio.test:{tls_audio_server.port}/audio"
+    url = tls_audio_server.url("/redirect?to=" + downgrade, host="audio.test")
+    with pytest.raises(UrlRejectedError, match="Only https"):
+        _fetch(url, settings, resolver=resolver)
+    assert tls_audio_server.log.paths == ["/redirect?to=" + downgrade]
