@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({502, 503})
 _MAX_ATTEMPTS = 3
 _BACKOFF_BASE_S = 0.05
+# An engine that failed is skipped for a while, then given live traffic again (a retry on
+# another engine covers the client if it is still down); the pause doubles per failure.
+_COOLDOWN_BASE_S = 1.0
+_COOLDOWN_MAX_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,21 @@ class Engine:
     model: str | None = None
     failures: int = 0
     healthy: bool = True
+    retry_at: float = 0.0
+    """`time.monotonic()` after which an unhealthy engine is tried again."""
+
+    def is_eligible(self, now: float) -> bool:
+        return self.healthy or now >= self.retry_at
+
+    def mark_failed(self) -> None:
+        self.failures += 1
+        self.healthy = False
+        cooldown_s = min(_COOLDOWN_BASE_S * 2 ** (self.failures - 1), _COOLDOWN_MAX_S)
+        self.retry_at = time.monotonic() + cooldown_s
+
+    def mark_ok(self) -> None:
+        self.failures = 0
+        self.healthy = True
 
 
 @dataclass
@@ -77,7 +97,8 @@ class UpstreamPool:
 
     def _pick(self, exclude: set[str]) -> Engine:
         candidates = [e for e in self.engines if e.base_url not in exclude] or self.engines
-        healthy = [e for e in candidates if e.healthy] or candidates
+        now = time.monotonic()
+        healthy = [e for e in candidates if e.is_eligible(now)] or candidates
         return min(healthy, key=lambda e: e.outstanding)
 
     async def model_name(self, engine: Engine) -> str:
@@ -109,18 +130,18 @@ class UpstreamPool:
             try:
                 text = await self._transcribe_once(engine, wav, request)
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
-                engine.failures += 1
-                engine.healthy = False
+                engine.mark_failed()
                 last_error = (
                     exc.as_gateway_error() if isinstance(exc, _RetryableStatusError) else exc
                 )
                 logger.warning("engine %s failed (%s); attempt %d", engine.base_url, exc, attempt)
+                if attempt + 1 == _MAX_ATTEMPTS:
+                    break  # no sleep before giving up
                 await asyncio.sleep(_BACKOFF_BASE_S * (2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
                 continue
             finally:
                 engine.outstanding -= 1
-            engine.failures = 0
-            engine.healthy = True
+            engine.mark_ok()
             return text
         assert last_error is not None
         raise last_error
@@ -174,9 +195,9 @@ class UpstreamPool:
             try:
                 await self._transcribe_once(engine, wav, probe)
             except (GatewayError, _RetryableStatusError):
-                engine.healthy = False
+                engine.mark_failed()
                 return False
-            engine.healthy = True
+            engine.mark_ok()
             return True
 
         results = await asyncio.gather(*(_one(e) for e in self.engines))
@@ -214,8 +235,9 @@ def _mapped_errors(base_url: str) -> Iterator[None]:
         if isinstance(exc, httpx.ConnectTimeout):
             raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
         raise UpstreamTimeoutError("The speech engine did not answer in time.") from exc
-    except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-        # A refused connection, or one the engine dropped mid-answer (killed): both transient.
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        # A refused or reset connection, or one the engine dropped mid-answer (killed): all
+        # transient, and a segment is safe to send again (transcription has no side effects).
         logger.info("engine %s unreachable: %s", base_url, exc)
         raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
     except httpx.HTTPError as exc:
