@@ -18,8 +18,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+# Starlette's, not FastAPI's subclass: Starlette itself raises it (e.g. request.form() on
+# broken multipart), and a handler for the subclass would let those out as {"detail": ...}.
+from starlette.exceptions import HTTPException
 
 from voxtral_gateway.protocol import ErrorInfo, ErrorResponse
 

@@ -35,7 +35,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _request_body_schema() -> dict[str, Any]:
     """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them)."""
-    fields = TranscriptionRequest.model_json_schema()
+    # Inline pydantic's `$defs`: a `#/$defs/...` ref inside an operation dangles in the OpenAPI
+    # document (its root has no `$defs`), and schema-driven clients and fuzzers drop the body.
+    fields = _inline_refs(TranscriptionRequest.model_json_schema())
     multipart = {
         **fields,
         "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
@@ -49,6 +51,21 @@ def _request_body_schema() -> dict[str, Any]:
             },
         }
     }
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    definitions = schema.pop("$defs", {})
+
+    def _resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return _resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: _resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [_resolve(item) for item in node]
+        return node
+
+    return _resolve(schema)
 
 
 class ClientDisconnectedError(Exception):
