@@ -1,0 +1,64 @@
+"""The browser page at `/`, in a real headless Chromium whose microphone plays a WAV.
+
+The page captures the fake microphone through its AudioWorklet, streams PCM16 to
+/v1/realtime, and must show the final transcript of what the microphone said. The
+screenshot goes to bench/results/realtime_page.png. Needs Debian's `chromium` package.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import soxr
+
+from tests.fixtures.audio import write_wav
+from tests.realtime.cdp import CHROMIUM, Browser
+from tests.realtime.conftest import read_clip
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+]
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "realtime_page.png"
+FINAL_LINES = "[...document.querySelectorAll('#lines .final')].map(e => e.textContent)"
+
+
+@pytest.fixture
+def browser(two_sentences, tmp_path):
+    # Chromium loops the file; 48 kHz is what its fake capture device runs at.
+    samples = read_clip(two_sentences[0])
+    looped = np.concatenate([samples, np.zeros(16000 * 3, np.float32)])
+    wav = write_wav(tmp_path / "microphone.wav", soxr.resample(looped, 16000, 48000), 48000)
+    opened = Browser(wav)
+    yield opened
+    opened.close()
+
+
+def test_page_shows_live_and_uploaded_transcripts(whisper_gateway, browser, two_sentences):
+    _, texts, _ = two_sentences
+    browser.navigate(whisper_gateway.base_url + "/")
+    browser.evaluate("document.getElementById('start').click()")
+    browser.wait_for(f"{FINAL_LINES}.length >= 2", timeout_s=90)
+    lines = browser.evaluate(FINAL_LINES)
+    times = browser.evaluate(
+        "[...document.querySelectorAll('#lines .time')].map(e => e.textContent)"
+    )
+    # The upload box sends the same audio to the batch route.
+    browser.set_file("#file", two_sentences[0])
+    browser.evaluate("document.querySelector('#upload button').click()")
+    uploaded = browser.wait_for(
+        "(t => t.includes('→') && t)(document.getElementById('file-result').textContent)",
+        timeout_s=60,
+    )
+    browser.screenshot(SCREENSHOT)
+    assert "office" in uploaded.lower()
+    assert all(t.count(":") == 1 for t in times[:2])  # mm:ss.s timestamps
+    heard = jiwer.RemovePunctuation()(" ".join(lines[:2]).lower())
+    spoken = jiwer.RemovePunctuation()(" ".join(texts).lower())
+    assert jiwer.wer(spoken, heard) <= 0.25
+    assert browser.evaluate("document.getElementById('status').className") != "error"
