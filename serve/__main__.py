@@ -18,6 +18,7 @@ from serve.launcher import (
     ENGINE_READY_TIMEOUT_S,
     GATEWAY_READY_TIMEOUT_S,
     GatewayTarget,
+    StopRequested,
     engine_url,
     gateway_command,
     gateway_env,
@@ -25,10 +26,11 @@ from serve.launcher import (
     render_dry_run,
     start_engine,
     start_gateway,
-    supervise,
+    stop_on_signals,
+    wait_for_first_exit,
 )
 from serve.models import prepare_model
-from serve.process import ProcessStartError
+from serve.process import ManagedProcess, ProcessStartError
 from serve.profiles import load_profile, profile_names
 
 logger = logging.getLogger("serve")
@@ -61,32 +63,40 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    engine = start_engine(profile, args.engine_port)
-    processes = [engine]
-    try:
-        waited = engine.wait_healthy(
-            engine_url(profile, args.engine_port) + "/health", timeout_s=args.ready_timeout
-        )
-        logger.info("engine ready in %.1f s (log %s)", waited, engine.log_path)
-        target = GatewayTarget(
-            upstream_url=engine_url(profile, args.engine_port),
-            model=profile.served_model_name,
-            api_key=profile.api_key(),
-        )
-        gateway = start_gateway(target, host=args.host, port=args.port)
-        processes.append(gateway)
-        gateway.wait_healthy(
-            f"http://{probe_host(args.host)}:{args.port}/health", timeout_s=GATEWAY_READY_TIMEOUT_S
-        )
-    except (ProcessStartError, KeyboardInterrupt) as exc:
-        logger.error("%s", exc)
-        for process in reversed(processes):
-            process.stop()
-        return 1
-    logger.info(
-        "gateway on http://%s:%d/v1 -> engine %s", args.host, args.port, target.upstream_url
-    )
-    return supervise(processes)
+    processes: list[ManagedProcess] = []
+    with stop_on_signals():
+        try:
+            engine = start_engine(profile, args.engine_port)
+            processes.append(engine)
+            waited = engine.wait_healthy(
+                engine_url(profile, args.engine_port) + "/health", timeout_s=args.ready_timeout
+            )
+            logger.info("engine ready in %.1f s (log %s)", waited, engine.log_path)
+            target = GatewayTarget(
+                upstream_url=engine_url(profile, args.engine_port),
+                model=profile.served_model_name,
+                api_key=profile.api_key(),
+            )
+            gateway = start_gateway(target, host=args.host, port=args.port)
+            processes.append(gateway)
+            # /ready, not /health: it answers 200 only once the gateway has reached the engine.
+            gateway.wait_healthy(
+                f"http://{probe_host(args.host)}:{args.port}/ready",
+                timeout_s=GATEWAY_READY_TIMEOUT_S,
+            )
+            logger.info(
+                "gateway on http://%s:%d/v1 -> %s", args.host, args.port, target.upstream_url
+            )
+            return wait_for_first_exit(processes)
+        except ProcessStartError as exc:
+            logger.error("%s", exc)
+            return 1
+        except StopRequested as stop:
+            logger.info("%s received: stopping", stop)
+            return 0
+        finally:
+            for process in reversed(processes):  # gateway first: it drains in-flight requests
+                process.stop()
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
@@ -9,6 +10,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -103,38 +105,32 @@ def start_gateway(
     )
 
 
-class _StopRequested(Exception):
-    pass
+class StopRequested(Exception):
+    """SIGINT or SIGTERM arrived while `stop_on_signals` was active."""
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _StopRequested(signal.Signals(signum).name)
+    raise StopRequested(signal.Signals(signum).name)
 
 
-def supervise(processes: list[ManagedProcess]) -> int:
-    """Block until a child exits or SIGINT/SIGTERM arrives, then stop all (last started
-    first); return 0 on a signal, else the exiting child's code."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into StopRequested, so `finally` blocks stop our children:
+    they run in their own sessions and would not get the signal themselves."""
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    exit_code = 0
     try:
-        while True:
-            exited = [p for p in processes if not p.is_running()]
-            if exited:
-                child = exited[0]
-                exit_code = child.popen.returncode or 1
-                logger.error(
-                    "%s exited with %s; log tail:\n%s",
-                    child.name,
-                    child.popen.returncode,
-                    child.log_tail(),
-                )
-                break
-            time.sleep(0.5)
-    except _StopRequested as stop:
-        logger.info("%s received: stopping", stop)
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for process in reversed(processes):
-            process.stop()
-    return exit_code
+
+
+def wait_for_first_exit(processes: list[ManagedProcess]) -> int:
+    """Block until one child exits; log its tail and return its exit code (1 if it was 0)."""
+    while True:
+        for child in processes:
+            if not child.is_running():
+                code = child.popen.returncode
+                logger.error("%s exited with %s; log tail:\n%s", child.name, code, child.log_tail())
+                return code or 1
+        time.sleep(0.5)
