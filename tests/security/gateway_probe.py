@@ -22,8 +22,9 @@ import httpx
 import numpy as np
 
 from tests.fixtures.audio import synthesize
-from tests.fixtures.ssrf import SERVER_HOST, AudioServer, hostile_urls, open_target_listeners
+from tests.fixtures.ssrf import SERVER_HOST, AudioServer, open_target_listeners
 from tests.security.containers import encode, packet_bomb
+from tests.security.hostile_urls import hostile_urls
 
 HOSTS_FILE = """\
 127.0.0.1 localhost a.localhost

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.ssrf import HOSTILE_URL_IDS
 from tests.security.gateway_probe import HOSTS_FILE
+from tests.security.hostile_urls import HOSTILE_URL_IDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

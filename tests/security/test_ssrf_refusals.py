@@ -11,15 +11,8 @@ import asyncio
 
 import pytest
 
-from tests.fixtures.ssrf import (
-    HOSTILE_NAMES,
-    HOSTILE_URL_IDS,
-    SERVER_HOST,
-    AudioServer,
-    MapResolver,
-    TargetListeners,
-    hostile_urls,
-)
+from tests.fixtures.ssrf import SERVER_HOST, AudioServer, MapResolver, TargetListeners
+from tests.security.hostile_urls import HOSTILE_NAMES, HOSTILE_URL_IDS, hostile_urls
 from voxtral_gateway.errors import GatewayError, UrlRejectedError
 from voxtral_gateway.pipeline.fetch import fetch_audio
 from voxtral_gateway.pipeline.inline import classify_file_url, decode_inline_audio
