@@ -140,21 +140,26 @@ run_bench() {  # run_bench compare|run NAME KINDS CONCURRENCY REPEAT
   mkdir -p "$RES/$name"
   get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/$name/engine-metrics-before.txt"
   get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/$name/gateway-metrics-before.txt"
-  local t0; t0=$(stamp)
+  local t0 first; t0=$(stamp)
+  first=$(wc -l <"$RES/engine.log")
   taskset -c "$CLIENT_CPUS" python3 -m bench "${args[@]}" --corpus "$VG/corpus" --kinds "$kinds" \
     --concurrency "$conc" --repeat "$repeat" ${BENCH_EXTRA:-} --warmup 2 --timeout 300 --no-progress \
     --out "$RES/$name" --note "H100 run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
     >"$RES/$name.log" 2>&1
-  local rc=$?
+  local rc=$? wall
+  wall=$(python3 -c "print(round($(stamp)-$t0,1))")
+  # Engine step times (needs --enable-logging-iteration-details in ENGINE_EXTRA).
+  python3 bench/gpu/iterations.py "$RES/engine.log" "$first" "$(wc -l <"$RES/engine.log")" \
+    "$wall" >"$RES/$name/engine-steps.txt" 2>&1
   get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/$name/engine-metrics-after.txt"
   get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/$name/gateway-metrics-after.txt"
   python3 bench/gpu/engine_metrics.py "$RES/$name/engine-metrics-after.txt" \
     "$RES/$name/engine-metrics-before.txt" >"$RES/$name/engine-phases.txt" 2>&1
   python3 bench/gpu/engine_metrics.py "$RES/$name/gateway-metrics-after.txt" \
     "$RES/$name/gateway-metrics-before.txt" >>"$RES/$name/engine-phases.txt" 2>&1
-  log "bench $name ($mode $kinds c=$conc x$repeat ${BENCH_EXTRA:-}): rc=$rc in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+  log "bench $name ($mode $kinds c=$conc x$repeat ${BENCH_EXTRA:-}): rc=$rc in $wall s"
   grep -A12 '^| target' "$RES/$name/results.md" | grep '^|'
-  cat "$RES/$name/engine-phases.txt"
+  cat "$RES/$name/engine-phases.txt" "$RES/$name/engine-steps.txt"
 }
 
 step_metrics() {
