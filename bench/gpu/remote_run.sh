@@ -15,6 +15,7 @@
 #     (both take extra bench flags from $BENCH_EXTRA, e.g. --stream for time to first token)
 #   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA)
 #   metrics  engine + gateway /metrics, nvidia-smi
+#   components  encoder / prefill / decode timed alone in PyTorch (after stopengine)
 #   stop     end engine and gateway
 #   out      pack /tmp/vg/results and logs into $OUT
 set -uo pipefail
@@ -175,6 +176,10 @@ step_stopengine() {
   for _ in $(seq 60); do get "http://127.0.0.1:$ENGINE_PORT/health" || break; sleep 0.5; done
   sleep 5  # let the GPU memory go
   log "engine: stopped; $(nvidia-smi --query-gpu=memory.used --format=csv,noheader) in use"
+}
+
+step_components() {  # plain-PyTorch encoder / prefill / decode timings (needs a free GPU)
+  python3 bench/gpu/components.py --out "$RES/components.txt" 2>&1 | tail -20
 }
 
 step_stop() {
