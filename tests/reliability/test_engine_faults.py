@@ -68,7 +68,7 @@ def test_two_engines_spread_segments_and_survive_a_kill(
     assert total >= 15, served  # a 10-minute clip is many <=30 s segments
     print(f"\nRELIABILITY spread: 10 min clip, {total:.0f} segments, per engine {served}")
     # Least outstanding work, not round robin: a slower engine gets fewer, but never none.
-    assert min(served.values()) >= 0.2 * total, served
+    assert min(served.values()) >= max(4, 0.15 * total), served
 
     killable_engine.kill9()
     # Requests after the kill: segments that try the dead engine are retried on the live one,
