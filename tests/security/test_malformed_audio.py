@@ -131,10 +131,6 @@ def test_hostile_bytes_are_refused_with_a_4xx(name: str, data: bytes, status: in
         assert isinstance(result, GatewayError) and result.status_code == status, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode.py reads libsndfile's SF_COUNT_MAX 'unknown length' as hours and answers 413",
-)
 def test_flac_without_a_sample_count_in_its_header_still_decodes(
     valid_files: dict[str, bytes],
 ) -> None:

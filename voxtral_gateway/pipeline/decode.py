@@ -24,6 +24,7 @@ from voxtral_gateway.settings import LimitSettings
 logger = logging.getLogger(__name__)
 
 _BLOCK_FRAMES = 64 * 1024
+_UNKNOWN_LENGTH = 2**62
 
 
 def decode_audio(data: bytes, limits: LimitSettings) -> Audio:
@@ -72,7 +73,9 @@ def _duration_error(limits: LimitSettings) -> AudioLimitError:
 class _Collector:
     """Downmixes and resamples blocks as they arrive, enforcing the duration cap."""
 
-    def __init__(self, sample_rate_hz: int, limits: LimitSettings) -> None:
+    def __init__(
+        self, sample_rate_hz: int, limits: LimitSettings, *, expected_frames: int | None = None
+    ) -> None:
         self._limits = limits
         self._max_output = int(limits.max_duration_s * SAMPLE_RATE_HZ) + 1
         self._resampler = (
@@ -84,6 +87,12 @@ class _Collector:
         self._max_input = int(limits.max_duration_s * sample_rate_hz) + sample_rate_hz
         self._blocks: list[np.ndarray] = []
         self._output_frames = 0
+        # With a trusted length from the header, write into one buffer: peak memory ~1x the
+        # samples instead of ~2x (blocks plus their concatenation). Overflow falls back to blocks.
+        self._buffer: np.ndarray | None = None
+        if expected_frames:
+            capacity = expected_frames * SAMPLE_RATE_HZ // sample_rate_hz + SAMPLE_RATE_HZ
+            self._buffer = np.empty(min(capacity, self._max_output), dtype=np.float32)
 
     def add(self, block: np.ndarray, *, last: bool = False) -> None:
         """`block` is (frames, channels) or (frames,) float32."""
@@ -97,15 +106,26 @@ class _Collector:
         self._output_frames += len(mono)
         if self._output_frames > self._max_output:
             raise _duration_error(self._limits)
-        if len(mono):
-            self._blocks.append(mono)
+        if not len(mono):
+            return
+        start = self._output_frames - len(mono)
+        if self._buffer is not None and self._output_frames <= len(self._buffer):
+            self._buffer[start : self._output_frames] = mono
+            return
+        if self._buffer is not None:  # the header under-stated the length
+            self._blocks.append(self._buffer[:start])
+            self._buffer = None
+        self._blocks.append(mono)
 
     def finish(self) -> np.ndarray:
         if self._resampler is not None:
             self.add(np.zeros(0, dtype=np.float32), last=True)
-        if not self._blocks:
+        if self._buffer is not None:
+            samples = self._buffer[: self._output_frames]
+        elif self._blocks:
+            samples = np.concatenate(self._blocks)
+        else:
             return np.zeros(0, dtype=np.float32)
-        samples = np.concatenate(self._blocks)
         # Clip once: some encoders overshoot [-1, 1] slightly after resampling.
         np.clip(samples, -1.0, 1.0, out=samples)
         return samples
@@ -121,16 +141,19 @@ def _decode_with_soundfile(data: bytes, limits: LimitSettings) -> np.ndarray:
     with sound:
         _check_shape(sound.channels, sound.samplerate, limits)
         # The header's frame count lets us refuse a too-long file before decoding a sample.
-        if sound.frames > 0 and sound.frames / sound.samplerate > limits.max_duration_s + 1:
+        # libsndfile reports SF_COUNT_MAX when the header leaves the length unknown (a FLAC
+        # written to a pipe): that is "unknown", not hours.
+        known_frames = sound.frames if 0 < sound.frames < _UNKNOWN_LENGTH else None
+        if known_frames and known_frames / sound.samplerate > limits.max_duration_s + 1:
             raise _duration_error(limits)
-        collector = _Collector(sound.samplerate, limits)
+        collector = _Collector(sound.samplerate, limits, expected_frames=known_frames)
         try:
             for block in _soundfile_blocks(sound):
                 collector.add(block)
         except sf.LibsndfileError as exc:
-            raise UnsupportedAudioError(
-                "The audio file is corrupt or truncated.", param="file"
-            ) from exc
+            # libsndfile gives up on some valid streams (a FLAC without a length seeks past its
+            # end); ffmpeg decodes those, and reports truly broken files itself.
+            raise _NotForSoundfile from exc
         return collector.finish()
 
 
