@@ -29,6 +29,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=_SCALE == 1,  # CI runs the same cases every time; the big run explores
+    database=None,  # no .hypothesis/ directory in the work tree
 )
 
 _SOUNDFILE_FORMATS = [

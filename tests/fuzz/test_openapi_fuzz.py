@@ -85,7 +85,8 @@ def test_no_request_from_the_schema_gets_a_500(fuzz_gateway, tally, mode, senten
         @given(case=operation.as_strategy(generation_mode=mode), use_real_audio=st.booleans())
         def _fuzz(case, use_real_audio: bool) -> None:
             # Half the multipart bodies carry real speech so fuzzed fields reach VAD and upstream.
-            if use_real_audio and case.media_type == "multipart/form-data":
+            is_form = case.media_type == "multipart/form-data" and isinstance(case.body, dict)
+            if use_real_audio and is_form:
                 case.body["file"] = real_audio
                 for other_source in ("file_url", "audio"):
                     case.body.pop(other_source, None)

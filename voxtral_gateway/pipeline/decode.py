@@ -131,9 +131,21 @@ class _Collector:
         return samples
 
 
+class _ClampedBytesIO(io.BytesIO):
+    """Some corrupt headers make libsndfile seek before byte 0. BytesIO raises, inside
+    soundfile's C callback, where the error is only printed and the seek reads as position 0;
+    seek to 0 ourselves instead, so libsndfile sees the same and nothing is printed."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return super().seek(offset, whence)
+        except ValueError:
+            return super().seek(0)
+
+
 def _decode_with_soundfile(data: bytes, limits: LimitSettings) -> np.ndarray:
     try:
-        sound = sf.SoundFile(io.BytesIO(data))
+        sound = sf.SoundFile(_ClampedBytesIO(data))
     except sf.LibsndfileError as exc:
         raise _NotForSoundfile from exc
     except (RuntimeError, TypeError) as exc:
