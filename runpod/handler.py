@@ -31,8 +31,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pydantic import ValidationError
-
 from voxtral_gateway.errors import (
     AudioLimitError,
     GatewayError,
@@ -41,10 +39,12 @@ from voxtral_gateway.errors import (
     error_body,
     gateway_error_body,
 )
+from voxtral_gateway.pipeline.events import delta_payload, done_payload
 from voxtral_gateway.pipeline.fetch import fetch_audio
+from voxtral_gateway.pipeline.ingest import validate_fields
 from voxtral_gateway.pipeline.inline import decode_inline_audio
 from voxtral_gateway.pipeline.records import SegmentResult
-from voxtral_gateway.pipeline.render import render_transcript, usage
+from voxtral_gateway.pipeline.render import render_transcript
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.routes.transcriptions import options_from
@@ -93,16 +93,7 @@ def parse_job_input(job_input: Any) -> TranscriptionRequest:
             code="payload_too_large",
         )
     fields[_AUDIO_KEYS[audio_key]] = value
-    try:
-        return TranscriptionRequest.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        if first.get("type") == "extra_forbidden":
-            message = f"Unknown parameter {param!r}."
-        else:
-            message = f"Invalid parameter {param!r}: {first['msg']}."
-        raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
+    return validate_fields(fields)
 
 
 async def load_audio(request: TranscriptionRequest, settings: Settings) -> bytes:
@@ -181,19 +172,9 @@ async def _stream_events(
         text = clean_text(result.text)
         if not text:
             continue
-        yield {
-            "type": "transcript.text.delta",
-            "delta": (" " if has_text else "") + text,
-            "segment": {
-                "index": result.index,
-                "count": count,
-                "start": round(result.start_s, 3),
-                "end": round(result.end_s, 3),
-            },
-        }
+        yield delta_payload(result, text=(" " if has_text else "") + text, segment_count=count)
         has_text = True
-    transcript = runtime.finish(prepared, results, options)
-    yield {"type": "transcript.text.done", "text": transcript.text, "usage": usage(transcript)}
+    yield done_payload(runtime.finish(prepared, results, options))
 
 
 def _error_output(body: dict[str, Any]) -> dict[str, Any]:

@@ -18,25 +18,30 @@ def format_sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
+def delta_payload(result: SegmentResult, *, text: str, segment_count: int) -> dict[str, Any]:
+    """The delta event as a dict (SSE here; JSON stream items in the RunPod worker)."""
+    return {
+        "type": "transcript.text.delta",
+        "delta": text,
+        "segment": {
+            "index": result.index,
+            "count": segment_count,
+            "start": round(result.start_s, 3),
+            "end": round(result.end_s, 3),
+        },
+    }
+
+
+def done_payload(transcript: Transcript) -> dict[str, Any]:
+    return {"type": "transcript.text.done", "text": transcript.text, "usage": usage(transcript)}
+
+
 def delta_event(result: SegmentResult, *, text: str, segment_count: int) -> str:
-    return format_sse(
-        {
-            "type": "transcript.text.delta",
-            "delta": text,
-            "segment": {
-                "index": result.index,
-                "count": segment_count,
-                "start": round(result.start_s, 3),
-                "end": round(result.end_s, 3),
-            },
-        }
-    )
+    return format_sse(delta_payload(result, text=text, segment_count=segment_count))
 
 
 def done_event(transcript: Transcript) -> str:
-    return format_sse(
-        {"type": "transcript.text.done", "text": transcript.text, "usage": usage(transcript)}
-    )
+    return format_sse(done_payload(transcript))
 
 
 def error_event(error_body: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ async def read_transcription_request(request: Request, settings: Settings) -> In
             "Content-Type must be multipart/form-data or application/json.",
             code="unsupported_content_type",
         )
-    params = _validate(fields)
+    params = validate_fields(fields)
     data = await _audio_bytes(params, upload, settings)
     return IngestedRequest(params=params, data=data)
 
@@ -86,7 +86,8 @@ async def _read_json(request: Request) -> dict[str, Any]:
     return body
 
 
-def _validate(fields: dict[str, Any]) -> TranscriptionRequest:
+def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:
+    """Fields -> request model; the first problem becomes a 400 naming the parameter."""
     try:
         return TranscriptionRequest.model_validate(fields)
     except ValidationError as exc:
