@@ -34,8 +34,9 @@ BROWSER_KEY_PROTOCOL = "openai-insecure-api-key."
 
 @dataclass
 class RealtimeHub:
-    """Per-app realtime state: the live-session count and the shared VAD model."""
+    """Per-app realtime state: live-session count, interim slots, the shared VAD model."""
 
+    interim_slots: asyncio.Semaphore
     live_sessions: int = 0
     vad_model: onnxruntime.InferenceSession | None = None
     _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -50,7 +51,8 @@ class RealtimeHub:
 def _hub(websocket: WebSocket) -> RealtimeHub:
     state = websocket.app.state
     if getattr(state, "realtime_hub", None) is None:
-        state.realtime_hub = RealtimeHub()
+        slots = state.runtime.settings.realtime.max_interims_in_flight
+        state.realtime_hub = RealtimeHub(interim_slots=asyncio.Semaphore(slots))
     return state.realtime_hub
 
 
@@ -96,7 +98,7 @@ async def serve_realtime(websocket: WebSocket) -> None:
     try:
         vad_model = await hub.model()
         session = RealtimeSession(
-            runtime.settings, send, vad_model, lambda s: _transcriber(runtime, send, s)
+            runtime.settings, send, vad_model, lambda s: _transcriber(runtime, hub, send, s)
         )
         try:
             await _run(websocket, send, session, runtime)
@@ -106,7 +108,9 @@ async def serve_realtime(websocket: WebSocket) -> None:
         hub.live_sessions -= 1
 
 
-def _transcriber(runtime: Runtime, send: _Sender, session: RealtimeSession) -> UtteranceTranscriber:
+def _transcriber(
+    runtime: Runtime, hub: RealtimeHub, send: _Sender, session: RealtimeSession
+) -> UtteranceTranscriber:
     settings = runtime.settings
     if settings.realtime.passthrough_url:
         return BridgeTranscriber(
@@ -114,7 +118,7 @@ def _transcriber(runtime: Runtime, send: _Sender, session: RealtimeSession) -> U
             settings.realtime.passthrough_model or settings.upstream_model,
             send,
         )
-    return EngineTranscriber(runtime, send, lambda: session.config.transcription)
+    return EngineTranscriber(runtime, send, lambda: session.config.transcription, hub.interim_slots)
 
 
 async def _run(

@@ -101,8 +101,10 @@ class EngineTranscriber:
         runtime: Runtime,
         emit: Emit,
         transcription: Callable[[], Transcription],
+        interim_slots: asyncio.Semaphore,
     ) -> None:
         self._runtime = runtime
+        self._interim_slots = interim_slots
         self._emit = emit
         self._transcription = transcription
         self._settings = runtime.settings.realtime
@@ -161,8 +163,11 @@ class EngineTranscriber:
             duration_s = utterance.duration_s
             if duration_s < settings.min_interim_audio_s or duration_s > max_interim_s:
                 continue
+            if self._interim_slots.locked():
+                continue  # the engine is busy: interims give way, finals must not queue
             try:
-                text = await self._transcribe_one(utterance.samples())
+                async with self._interim_slots:
+                    text = await self._transcribe_one(utterance.samples())
             except GatewayError as exc:
                 logger.info("interim transcription failed: %s", exc.message)
                 continue
