@@ -31,6 +31,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -343,7 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     report["engine_direct_s_before"] = engine_baseline(args.engine_url, engine_model, stream)
     process, base = start_gateway(
-        args.engine_url, args.interim_interval_s, args.out.with_suffix(".gateway.log")
+        args.engine_url,
+        args.interim_interval_s,
+        Path(tempfile.gettempdir()) / f"{args.out.name}.gateway.log",
     )
     url = base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
     try:
