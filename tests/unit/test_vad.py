@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,16 @@ def test_detector_is_stateless_between_calls(batched: BatchedSileroDetector) -> 
     first = batched.frame_probabilities(speech)
     batched.frame_probabilities(np.ones(16_000, dtype=np.float32) * 0.5)
     np.testing.assert_array_equal(batched.frame_probabilities(speech), first)
+
+
+def test_concurrent_calls_match_sequential_ones(
+    batched: BatchedSileroDetector, stock: StockSileroDetector
+) -> None:
+    # The gateway calls one shared detector from worker threads (asyncio.to_thread).
+    clips = [synthesize(text, "en-us", 175) for text in SENTENCES[:4]]
+    for detector in (batched, stock):
+        expected = [detector.frame_probabilities(clip) for clip in clips]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(detector.frame_probabilities, clips * 3))
+        for got, want in zip(results, expected * 3, strict=True):
+            np.testing.assert_array_equal(got, want)
