@@ -1,6 +1,6 @@
 """VAD speed per core: the silero-vad package's loop against our batched detector.
 
-    python -m bench.vad_speed [--minutes 10] [--rounds 3] [--cpu 0] [--out bench/results]
+    python -m bench.vad_speed [--minutes 10] [--rounds 3] [--cpu 0] [--out bench/results] [--tag T]
 
 All detectors run in this one process, pinned to one CPU, with one intra-op thread each (torch
 and ONNX Runtime), on the same long espeak-ng file (sentences, 0.3-6 s pauses, 25 dB noise; built
@@ -301,12 +301,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cpu", type=int, default=0, help="CPU to pin to (default 0)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--tag", default="", help="results go to vad_speed_TAG.{json,md}")
     args = parser.parse_args(argv)
     args.started_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "vad_speed.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "vad_speed.md").write_text(render_markdown(result))
+    name = f"vad_speed_{args.tag}" if args.tag else "vad_speed"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{name}.md").write_text(render_markdown(result))
     print(render_markdown(result))
 
 

@@ -216,12 +216,10 @@ class BatchedSileroDetector:
         # right, cut into 4 Hann windows of 256 at hop 128. Windows 0-2 lie inside the input;
         # window 3 runs into the reflection.
         windows = torch.empty(4, n, _FFT_SAMPLES)
-        for position in range(3):
-            offset = position * _HOP_SAMPLES
-            inside = samples[offset : offset + (n - 1) * FRAME_SAMPLES + _FFT_SAMPLES]
-            torch.mul(
-                inside.unfold(0, _FFT_SAMPLES, FRAME_SAMPLES), w.window, out=windows[position]
-            )
+        inside = samples.as_strided(
+            (3, n, _FFT_SAMPLES), (_HOP_SAMPLES, FRAME_SAMPLES, 1), samples.storage_offset()
+        )
+        torch.mul(inside, w.window, out=windows[:3])
         frames = samples.unfold(0, _CONTEXT_SAMPLES + FRAME_SAMPLES, FRAME_SAMPLES)
         last_start = 3 * _HOP_SAMPLES
         real = _CONTEXT_SAMPLES + FRAME_SAMPLES - last_start  # 192 real samples, 64 reflected
@@ -229,15 +227,13 @@ class BatchedSileroDetector:
         reflected = frames[:, FRAME_SAMPLES - 1 : FRAME_SAMPLES + _CONTEXT_SAMPLES - 1].flip(1)
         torch.mul(reflected, w.window[real:], out=windows[3, :, real:])
 
-        spectrum = torch.view_as_real(torch.fft.rfft(windows))  # [4, n, 129, 2]
+        squares = torch.view_as_real(torch.fft.rfft(windows)).square_()  # [4, n, 129, 2]
         # Magnitudes go into positions 1-4 of a buffer whose positions 0 and 5 are conv1's
         # zero padding.
         stft = torch.empty(6, n, _FFT_SAMPLES // 2 + 1)
         stft[0] = 0.0
         stft[5] = 0.0
-        magnitude = stft[1:5]
-        torch.mul(spectrum[..., 0], spectrum[..., 0], out=magnitude)
-        magnitude.addcmul_(spectrum[..., 1], spectrum[..., 1]).sqrt_()
+        torch.add(squares[..., 0], squares[..., 1], out=stft[1:5]).sqrt_()
 
         def rows(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(-1, x.shape[-1])  # [positions, n, c] -> [positions * n, c], a view
