@@ -73,10 +73,10 @@ class RawSession:
     def send(self, event: dict[str, Any] | str) -> None:
         self.connection.send(event if isinstance(event, str) else json.dumps(event))
 
-    def recv(self, timeout_s: float = 10.0) -> dict[str, Any]:
+    def recv(self, timeout_s: float = 30.0) -> dict[str, Any]:
         return json.loads(self.connection.recv(timeout=timeout_s))
 
-    def recv_until(self, event_type: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    def recv_until(self, event_type: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         """Events up to and including the first of `event_type`."""
         seen = []
         while True:

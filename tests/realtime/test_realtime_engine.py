@@ -67,7 +67,7 @@ async def _stream_and_collect(
 
         sender = asyncio.create_task(_send())
         completed = 0
-        async with asyncio.timeout(len(samples) / 16000 + 60):
+        async with asyncio.timeout(len(samples) / 16000 + 120):
             async for event in connection:
                 events.append((time.monotonic(), event))
                 if event.type == "error":

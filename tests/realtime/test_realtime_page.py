@@ -43,7 +43,7 @@ def test_page_shows_live_and_uploaded_transcripts(whisper_gateway, browser, two_
     _, texts, _ = two_sentences
     browser.navigate(whisper_gateway.base_url + "/")
     browser.evaluate("document.getElementById('start').click()")
-    browser.wait_for(f"{FINAL_LINES}.length >= 2", timeout_s=90)
+    browser.wait_for(f"{FINAL_LINES}.length >= 2", timeout_s=180)
     lines = browser.evaluate(FINAL_LINES)
     times = browser.evaluate(
         "[...document.querySelectorAll('#lines .time')].map(e => e.textContent)"
@@ -53,7 +53,7 @@ def test_page_shows_live_and_uploaded_transcripts(whisper_gateway, browser, two_
     browser.evaluate("document.querySelector('#upload button').click()")
     uploaded = browser.wait_for(
         "(t => t.includes('→') && t)(document.getElementById('file-result').textContent)",
-        timeout_s=60,
+        timeout_s=120,
     )
     browser.screenshot(SCREENSHOT)
     assert "office" in uploaded.lower()
