@@ -174,3 +174,11 @@ def test_mutated_real_containers_never_escape_as_500(data: bytes, overrides, det
 @given(data=lying_wav())
 def test_lying_wav_headers_never_escape_as_500(data: bytes, detector) -> None:
     _check_pipeline(data, detector)
+
+
+def test_non_finite_float_samples_decode_to_finite_audio() -> None:
+    # Found by the big fuzz run: NaN/inf in a float WAV went through decode untouched.
+    samples = np.array([[0.5, np.nan], [np.inf, -np.inf], [0.1, 0.2]] * 2000, np.float32)
+    audio = decode_audio(_encoded(samples, 16_000, "WAV", "FLOAT"), LIMITS)
+    assert np.isfinite(audio.samples).all()
+    assert audio.samples.min() >= -1.0 and audio.samples.max() <= 1.0

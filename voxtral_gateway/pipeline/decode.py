@@ -96,6 +96,9 @@ class _Collector:
 
     def add(self, block: np.ndarray, *, last: bool = False) -> None:
         """`block` is (frames, channels) or (frames,) float32."""
+        if not np.isfinite(block).all():
+            # Float WAVs can carry NaN/inf; they would reach VAD and the engine as garbage.
+            block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
         mono = block.mean(axis=1) if block.ndim == 2 else block
         self._input_frames += len(mono)
         if self._input_frames > self._max_input:
