@@ -57,7 +57,8 @@ ensure_apt() {  # ensure_apt COMMAND PACKAGE...
   fi
 }
 
-ensure_apt espeak-ng espeak-ng sox sox
+# espeak-ng/sox make test speech; chromium runs the live page test; ip builds the SSRF test netns.
+ensure_apt espeak-ng espeak-ng sox sox chromium chromium ip iproute2
 ensure_venv .venv pyproject.toml -- -e '.[dev]'
 ensure_venv .venv-engine serve/engine-requirements.txt -- -r serve/engine-requirements.txt
 # Build the CPU test models now rather than inside the first test (each takes seconds).
