@@ -18,7 +18,11 @@ from voxtral_gateway.ratelimit import RateLimiter, client_identity
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/ping"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/ping", "/"})
+# The browser page's own files hold no data; the page then sends the key with each call.
+OPEN_PREFIXES = ("/static/",)
+# Browsers cannot set headers on a WebSocket: OpenAI's convention carries the key as a subprotocol.
+_WS_KEY_PROTOCOL = b"openai-insecure-api-key."
 RATE_LIMITED_PREFIX = "/v1/audio/"
 
 
@@ -83,17 +87,28 @@ class ApiKeyMiddleware:
             matched |= hmac.compare_digest(presented, key)
         return matched
 
+    def _presented_keys(self, scope: Scope) -> list[bytes]:
+        headers = dict(scope["headers"])
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        keys = [token.strip()] if scheme.lower() == b"bearer" else []
+        if scope["type"] == "websocket":
+            for protocol in headers.get(b"sec-websocket-protocol", b"").split(b","):
+                protocol = protocol.strip()
+                if protocol.startswith(_WS_KEY_PROTOCOL):
+                    keys.append(protocol[len(_WS_KEY_PROTOCOL) :])
+        return keys
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
         if (
             scope["type"] not in ("http", "websocket")
             or not self._keys
-            or scope["path"] in OPEN_PATHS
+            or path in OPEN_PATHS
+            or path.startswith(OPEN_PREFIXES)
         ):
             await self.app(scope, receive, send)
             return
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() == b"bearer" and self._is_known(token.strip()):
+        if any(self._is_known(key) for key in self._presented_keys(scope)):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

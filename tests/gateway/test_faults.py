@@ -217,3 +217,27 @@ def test_sigterm_drains_in_flight_and_refuses_new(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_browser_page_is_open_but_paths_around_it_are_not(gateway_factory, http) -> None:
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"], api_keys=["k"])
+    assert http.get(f"{gateway.base_url}/").status_code == 200
+    # The open prefix must not open what a dot-segment would reach on a normalising proxy.
+    sneaky = http.post(
+        f"{gateway.base_url}/static/%2E%2E/v1/audio/transcriptions",
+        files={"file": ("a.wav", _silence_wav(1.0))},
+    )
+    assert sneaky.status_code in (401, 404)
+    assert http.get(f"{gateway.base_url}/v1/models").status_code == 401
+
+
+def test_websocket_key_as_subprotocol_for_browsers(gateway_factory) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"], api_keys=["k1"])
+    url = gateway.base_url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    with connect(url, subprotocols=["realtime", "openai-insecure-api-key.k1"]) as ws:
+        assert "session" in ws.recv(timeout=10)
+    with pytest.raises(InvalidStatus):
+        connect(url, subprotocols=["realtime", "openai-insecure-api-key.wrong"])

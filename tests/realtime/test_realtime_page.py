@@ -2,7 +2,8 @@
 
 The page captures the fake microphone through its AudioWorklet, streams PCM16 to
 /v1/realtime, and must show the final transcript of what the microphone said. The
-screenshot goes to bench/results/realtime_page.png. Needs Debian's `chromium` package.
+screenshot goes to artifacts/realtime_page.png (git-ignored; the recorded one is
+bench/results/realtime_page.png). Needs Debian's `chromium` package.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
 ]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "realtime_page.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "artifacts" / "realtime_page.png"
 FINAL_LINES = "[...document.querySelectorAll('#lines .final')].map(e => e.textContent)"
 
 
