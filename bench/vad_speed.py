@@ -215,6 +215,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row["speedup_vs_stock_onnx_median"] = round(base / row["cpu_s_median"], 2)
     return {
         "command": "python -m bench.vad_speed " + shlex.join(sys.argv[1:]),
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
         "started_utc": args.started_utc,
         "machine": describe_machine(),
         "pinned_cpu": args.cpu,
@@ -243,7 +246,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# VAD speed: stock silero loop vs batched detector",
         "",
-        f"Command: `{result['command']}` (started {result['started_utc']})",
+        f"Command: `{result['command']}` (started {result['started_utc']}, "
+        f"commit {result.get('git_commit') or 'unknown'})",
         "",
         f"Machine: {machine['cpu_model']}, {machine['cpus']} CPUs "
         f"({machine['threads_per_core']} thread(s) per core), shared with other users; "
