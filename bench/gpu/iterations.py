@@ -9,6 +9,11 @@ against that window's wall time, this says how busy the engine was and on what:
 - steps with encoder inputs: Whisper encoder + decoder prefill (+ the decodes batched with them)
 - other steps with context tokens: prefill continuations without a new encoder input
 - pure decode steps
+
+Caveat, seen on the H100 (bench/results/h100/run3-final): with vLLM 0.26's asynchronous
+scheduling the logged elapsed time came out at ~1 ms per step while the inter-token latency was
+13-38 ms, so it is NOT the GPU time of a step and the "busy" share is meaningless there. The step
+counts and token/encoder-input counts per kind are still right.
 """
 
 from __future__ import annotations
