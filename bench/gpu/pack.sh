@@ -3,6 +3,7 @@
 # (Python 3.12, torch 2.11.0, no network, transfers of at most 64 MiB each) into two pieces:
 #   .gpu/p1/site.tar.xz.part1   (carried by the first `run` call, copied to /tmp there)
 #   .gpu/p2/site.tar.xz.part2   (carried by the second call, which joins, unpacks, runs)
+#   .gpu/p2/seed/               (espeak-ng speech that bench/gpu/clips.py tiles into the corpus)
 # Facts behind every choice: ../shared/notes/vllm-on-h100.md. Nothing here goes into git
 # (.gpu/ is ignored). Usage: bash bench/gpu/pack.sh   (from the repo root; ~3 min on 2 cores)
 set -euo pipefail
@@ -78,5 +79,7 @@ for must in ./vllm/vllm_flash_attn/_vllm_fa3_C.abi3.so ./vllm/_C_stable_libtorch
   ./silero_vad/data/silero_vad.jit ./fastapi/__init__.py ./uvicorn/__init__.py; do
   grep -qxF "$must" "$GPU/stage/files.txt" || { echo "missing $must" >&2; exit 1; }
 done
+# 7. Speech the device tiles into 5 s / 30 s / 10 min clips (espeak-ng exists only here).
+[[ -s $GPU/p2/seed/seed.json ]] || .venv/bin/python bench/gpu/clips.py seed "$GPU/p2/seed"
 ls -l "$GPU/p1" "$GPU/p2"
 echo "files: $(wc -l <"$GPU/stage/files.txt"), unpacked: $(du -sh "$SITE" | cut -f1)"
