@@ -157,10 +157,12 @@ async def open_runtime(
     admission = Admission(settings)
     metrics.pending_segments.set_function(lambda: admission.pending_segments)
     metrics.in_flight_audio_seconds.set_function(lambda: admission.in_flight_audio_s)
+    upstream = UpstreamPool.from_settings(client, settings)
+    upstream.observe_latency = metrics.upstream_seconds.observe
     try:
         yield Runtime(
             settings=settings,
-            upstream=UpstreamPool.from_settings(client, settings),
+            upstream=upstream,
             detector=detector or await asyncio.to_thread(load_detector, settings.vad),
             metrics=metrics,
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),

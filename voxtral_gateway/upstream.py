@@ -13,7 +13,7 @@ import io
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -85,6 +85,8 @@ class UpstreamPool:
     client: httpx.AsyncClient
     settings: Settings
     engines: list[Engine] = field(default_factory=list)
+    observe_latency: Callable[[float], None] | None = None
+    """Called with each successful engine call's duration in seconds (metrics)."""
 
     @classmethod
     def from_settings(cls, client: httpx.AsyncClient, settings: Settings) -> UpstreamPool:
@@ -127,6 +129,7 @@ class UpstreamPool:
             engine = self._pick(tried)
             tried.add(engine.base_url)
             engine.outstanding += 1
+            started = time.perf_counter()
             try:
                 text = await self._transcribe_once(engine, wav, request)
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
@@ -134,7 +137,13 @@ class UpstreamPool:
                 last_error = (
                     exc.as_gateway_error() if isinstance(exc, _RetryableStatusError) else exc
                 )
-                logger.warning("engine %s failed (%s); attempt %d", engine.base_url, exc, attempt)
+                logger.warning(
+                    "engine %s failed (%s: %r); attempt %d",
+                    engine.base_url,
+                    exc,
+                    exc.__cause__,
+                    attempt,
+                )
                 if attempt + 1 == _MAX_ATTEMPTS:
                     break  # no sleep before giving up
                 await asyncio.sleep(_BACKOFF_BASE_S * (2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
@@ -142,6 +151,8 @@ class UpstreamPool:
             finally:
                 engine.outstanding -= 1
             engine.mark_ok()
+            if self.observe_latency is not None:
+                self.observe_latency(time.perf_counter() - started)
             return text
         assert last_error is not None
         raise last_error

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import httpx
 import openai
@@ -160,3 +161,6 @@ def test_models_and_ready(voxtral_gateway, voxtral_engine) -> None:
         assert ready.status_code == 200, ready.text
         metrics = http.get(f"{voxtral_gateway.base_url}/metrics").text
         assert "voxtral_segments_total" in metrics
+        # Every segment call of the tests above was timed.
+        calls = re.search(r"^voxtral_upstream_seconds_count (\S+)$", metrics, re.M)
+        assert calls and float(calls.group(1)) > 0
