@@ -24,8 +24,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from voxtral_gateway.app import create_app
-from voxtral_gateway.cli import DrainingServer
 from voxtral_gateway.runtime import Runtime
+from voxtral_gateway.server import DrainingServer
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger("voxtral_lb")

@@ -3,111 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import httpx
-import uvicorn
 from tqdm import tqdm
 
+from voxtral_gateway.server import serve
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-class DrainingServer(uvicorn.Server):
-    """On the first SIGTERM/SIGINT: answer new requests 503, let in-flight ones finish, exit.
-
-    Plain uvicorn closes its socket at once, so new clients see connection errors instead of
-    a 503 with Retry-After that a load balancer or SDK retry understands.
-    """
-
-    def __init__(self, config: uvicorn.Config, *, drain_timeout_s: float) -> None:
-        super().__init__(config)
-        self.drain_timeout_s = drain_timeout_s
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._drain_started = False
-
-    async def serve(self, sockets: list | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._drain_started or self._loop is None or not self.started:
-            super().handle_exit(sig, frame)  # a second signal forces the exit
-            return
-        self._drain_started = True
-        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
-
-    async def _drain(self) -> None:
-        admission = self.config.app.state.runtime.admission
-        logger.info(
-            "draining: up to %.0f s for %d requests",
-            self.drain_timeout_s,
-            admission.in_flight_requests,
-        )
-        finished = await admission.drain(self.drain_timeout_s)
-        logger.info("drain %s; exiting", "complete" if finished else "timed out")
-        self.should_exit = True
-
-
-class AdminServer(uvicorn.Server):
-    """The admin port's server: leaves signals to the public server, which stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def _serve_with_admin(server: DrainingServer, admin: AdminServer) -> None:
-    admin_task = asyncio.create_task(admin.serve())
-    try:
-        await server.serve()
-    finally:
-        admin.should_exit = True
-        await admin_task
-
-
 def _serve(args: argparse.Namespace) -> int:
-    from voxtral_gateway.app import create_admin_app, create_app
-
     settings = Settings()
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=5,
-    )
-    server = DrainingServer(config, drain_timeout_s=settings.drain_timeout_s)
-    if settings.admin_port is None:
-        server.run()
-        return 0
-    admin = AdminServer(
-        uvicorn.Config(
-            create_admin_app(app),
-            host=settings.host,
-            port=settings.admin_port,
-            log_level=settings.log_level.lower(),
-            lifespan="off",
-        )
-    )
-    asyncio.run(_serve_with_admin(server, admin))
-    return 0
+    if args.workers:
+        settings.workers = args.workers
+    return serve(settings)
 
 
 def _is_remote(source: str) -> bool:
@@ -182,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway (settings from VOXTRAL_* env vars)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="processes sharing the port")
     serve.set_defaults(handler=_serve)
     client = commands.add_parser("transcribe", help="transcribe a file or URL through a gateway")
     client.add_argument("source", help="audio file path or https URL")

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     """Port the gateway listens on."""
     admin_port: int | None = None
     """If set, `/metrics` is served only on this port (same host), not on the public one."""
+    workers: int = Field(1, ge=1, le=64)
+    """Gateway processes sharing the port (SO_REUSEPORT); admission limits and /metrics are
+    per process."""
     upstream_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
     """Base URLs of vLLM engines (no `/v1`); segments are spread across all of them."""
     upstream_model: str | None = None

@@ -241,3 +241,59 @@ def test_websocket_key_as_subprotocol_for_browsers(gateway_factory) -> None:
         assert "session" in ws.recv(timeout=10)
     with pytest.raises(InvalidStatus):
         connect(url, subprotocols=["realtime", "openai-insecure-api-key.wrong"])
+
+
+def test_workers_share_the_port_and_drain_together(
+    tmp_path: Path, http, speech_wav, fake_upstream_stall
+) -> None:
+    """Two processes on one port: each admits its own request (limit 1 each), then SIGTERM."""
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "VOXTRAL_PORT": str(port),
+        "VOXTRAL_UPSTREAM_URLS": f'["{fake_upstream_stall.base_url}"]',
+        "VOXTRAL_MAX_IN_FLIGHT_REQUESTS": "1",
+        "VOXTRAL_DRAIN_TIMEOUT_S": "30",
+    }
+    log_path = tmp_path / "gateway.log"
+    exe = Path(__import__("sys").executable).parent / "voxtral-gateway"
+    process = subprocess.Popen(
+        [str(exe), "serve", "--workers", "2"],
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        ready = 0
+        while ready < 20:  # both workers up: many fresh connections all answered
+            try:
+                with httpx.Client(trust_env=False) as fresh:
+                    ready = ready + 1 if fresh.get(f"{base_url}/health").status_code == 200 else 0
+            except httpx.TransportError:
+                ready = 0
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        statuses: list[int] = []
+
+        def _one() -> None:
+            with httpx.Client(timeout=60, trust_env=False) as client:
+                statuses.append(_post(client, base_url, speech_wav).status_code)
+
+        threads = [threading.Thread(target=_one) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        time.sleep(3)
+        # One admitted request per worker reached the engine; the other ten got 429.
+        assert len(fake_upstream_stall.calls) == 2, log_path.read_text()
+        process.terminate()
+        time.sleep(0.5)
+        fake_upstream_stall.release.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(statuses) == [200, 200] + [429] * 10
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
