@@ -84,3 +84,12 @@ def word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> WordErr
         deletions=out.deletions,
         insertions=out.insertions,
     )
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """WER of one pair after `normalize_text`; 0.0 when the reference has no words and
+    neither does the hypothesis, 1.0 when only the hypothesis has words."""
+    errors = word_errors([reference], [hypothesis])
+    if errors is None:
+        return 0.0 if not normalize_text(hypothesis) else 1.0
+    return errors.wer

@@ -7,9 +7,9 @@ import base64
 from collections.abc import Iterator
 
 import httpx
-import jiwer
 import pytest
 
+from bench.accuracy import wer
 from tests.fixtures.audio import AudioClip, AudioFactory
 from tests.fixtures.ssrf import SERVER_HOST, AudioServer, TargetListeners
 from voxtral_gateway.settings import FetchSettings
@@ -17,19 +17,6 @@ from voxtral_gateway.settings import FetchSettings
 pytestmark = pytest.mark.engine
 
 MAX_WER = 0.15  # espeak-ng sentences through Whisper tiny.en measure ~0.0-0.05
-
-
-def _wer(reference: str, hypothesis: str) -> float:
-    clean = jiwer.Compose(
-        [
-            jiwer.ToLowerCase(),
-            jiwer.RemovePunctuation(),
-            jiwer.RemoveMultipleSpaces(),
-            jiwer.Strip(),
-            jiwer.ReduceToListOfListOfWords(),
-        ]
-    )
-    return jiwer.wer(reference, hypothesis, reference_transform=clean, hypothesis_transform=clean)
 
 
 @pytest.fixture
@@ -63,7 +50,7 @@ def test_allowed_file_url_transcribes_as_form_and_json(
     as_json = http.post(endpoint, json={"model": "w", "file_url": url})
     for response in (as_form, as_json):
         assert response.status_code == 200, response.text
-        assert _wer(sentence.text, response.json()["text"]) <= MAX_WER, response.text
+        assert wer(sentence.text, response.json()["text"]) <= MAX_WER, response.text
     assert sentence_server.log.paths.count("/chain/0") == 2
 
 
@@ -73,7 +60,7 @@ def test_inline_data_url_transcribes(url_gateway, sentence: AudioClip, http: htt
         f"{url_gateway.base_url}/v1/audio/transcriptions", json={"model": "w", "audio": inline}
     )
     assert response.status_code == 200, response.text
-    assert _wer(sentence.text, response.json()["text"]) <= MAX_WER
+    assert wer(sentence.text, response.json()["text"]) <= MAX_WER
 
 
 def test_same_gateway_still_refuses_other_loopback_addresses(

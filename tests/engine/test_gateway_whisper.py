@@ -6,28 +6,16 @@ import re
 import time
 
 import httpx
-import jiwer
 import openai
 import pytest
 import srt
+
+from bench.accuracy import wer
 
 pytestmark = pytest.mark.engine
 
 # Measured on espeak-ng speech (tests/fixtures/audio.py): ~0.0-0.05 through both paths.
 MAX_WER = 0.15
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    clean = jiwer.Compose(
-        [
-            jiwer.ToLowerCase(),
-            jiwer.RemovePunctuation(),
-            jiwer.RemoveMultipleSpaces(),
-            jiwer.Strip(),
-            jiwer.ReduceToListOfListOfWords(),
-        ]
-    )
-    return jiwer.wer(reference, hypothesis, reference_transform=clean, hypothesis_transform=clean)
 
 
 def test_gateway_wer_is_low_and_no_worse_than_direct(

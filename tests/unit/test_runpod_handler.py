@@ -8,34 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import inspect
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.runpod_scripts import load_runpod_script
 from voxtral_gateway.errors import AudioLimitError, InvalidRequestError
 from voxtral_gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str) -> ModuleType:
-    # runpod/ is a folder of scripts, not a package: `import runpod` must stay the SDK.
-    spec = importlib.util.spec_from_file_location(
-        f"voxtral_runpod_{name}", REPO / "runpod" / f"{name}.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-handler = _load("handler")
+handler = load_runpod_script("handler")
 
 
 def _collect(worker: Any, job_input: Any) -> list[Any]:

@@ -6,7 +6,6 @@ With an engine behind it (200 and real transcriptions) see tests/engine/test_run
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -15,12 +14,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
 from tests.fixtures.gateway import free_port
+from tests.runpod_scripts import load_runpod_script
 from voxtral_gateway.runtime import open_runtime
 from voxtral_gateway.settings import Settings
 
@@ -29,18 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEAD_ENGINE = "http://127.0.0.1:9"
 
 
-def _load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"voxtral_runpod_{name}", REPO / "runpod" / f"{name}.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-lb = _load_script("lb")
+lb = load_runpod_script("lb")
 
 
 def _ping_status(has_been_ready: bool) -> int:

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.runpod_scripts import load_runpod_script
 from voxtral_gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"voxtral_runpod_{name}", REPO / "runpod" / f"{name}.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-supervise = _load_script("supervise")
+supervise = load_runpod_script("supervise")
 
 # A child that records SIGTERM in a file, then exits; or ignores it when told to.
 _CHILD = """
@@ -195,7 +183,7 @@ def test_unknown_start_arguments_reach_the_front_process() -> None:
         ["serverless", "--max-concurrent-jobs", "16"]
     )
     assert args.mode == "serverless" and rest == ["--max-concurrent-jobs", "16"]
-    handler = _load_script("handler")
+    handler = load_runpod_script("handler")
     worker_args, _ = handler.build_parser().parse_known_args(rest)
     assert worker_args.max_concurrent_jobs == 16
 

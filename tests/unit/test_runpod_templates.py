@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import pytest
 
+from tests.runpod_scripts import load_runpod_script
 from voxtral_gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,17 +18,6 @@ TEMPLATES_DIR = REPO / "runpod" / "templates"
 SCHEMA = json.loads((TEMPLATES_DIR / "template.schema.json").read_text())
 TEMPLATES = sorted(p for p in TEMPLATES_DIR.glob("*.json") if p.name != "template.schema.json")
 EXPECTED_MODE = {"pod.json": "pod", "serverless.json": "serverless", "load-balancer.json": "lb"}
-
-
-def _load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"voxtral_runpod_{name}", REPO / "runpod" / f"{name}.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _errors(document: Any) -> list[str]:
@@ -73,7 +60,7 @@ def test_schema_rejects_mistakes(change: dict[str, Any], reason: str) -> None:
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_start_command_is_a_supervisor_mode(path: Path) -> None:
-    supervise = _load_script("supervise")
+    supervise = load_runpod_script("supervise")
     template = json.loads(path.read_text())
     args = supervise.build_parser().parse_args(template["dockerStartCmd"])
     assert args.mode == EXPECTED_MODE[path.name]
@@ -131,6 +118,6 @@ def test_image_and_supervisor_default_profiles_exist() -> None:
     image_default = re.search(r"VOXTRAL_PROFILE=(\S+)", dockerfile)
     assert image_default, "runpod/Dockerfile sets no VOXTRAL_PROFILE"
     assert load_profile(image_default.group(1)).device == "cuda"
-    supervise = _load_script("supervise")
+    supervise = load_runpod_script("supervise")
     parser_default = supervise.build_parser().get_default("profile")
     assert load_profile(parser_default).device == "cuda"
