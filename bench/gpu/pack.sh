@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 
 PY312=${PY312:-/root/.pyenv/versions/3.12.1/bin/python}
-PIECE_BYTES=$((58 * 1024 * 1024))  # each piece <= 58 MiB: room for the tree in a 64 MiB call
+PIECE_BYTES=$((52 * 1024 * 1024))  # piece 1 <= 52 MiB: room for the tree (~7 MiB) in a 64 MiB call
 GPU=.gpu
 mkdir -p "$GPU"
 
