@@ -50,8 +50,10 @@ def test_locust_openai_route_headless_60s_writes_csv(voxtral_engine, tmp_path: P
     csv_ok = sum(
         int(rows[("POST", f"openai {pool}")]["Request Count"]) for pool in ("short", "long")
     )
-    # A request of each user may finish while locust stops, after one count and before the other.
-    assert abs(summary["ok_requests"] - csv_ok) <= 2
+    # Requests finishing while locust stops can land in one count and not the other: the CSV's
+    # final flush and the test_stop summary are taken at different moments (CI saw 3 with
+    # 2 users at ~5 requests/s), so allow one second of traffic between them.
+    assert abs(summary["ok_requests"] - csv_ok) <= max(4, csv_ok // 60)
     assert summary["audio_s"] > 0
     assert 55 < summary["wall_s"] < 120
     assert summary["rtfx"] == pytest.approx(summary["audio_s"] / summary["wall_s"])
