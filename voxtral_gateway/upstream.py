@@ -13,6 +13,7 @@ import io
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -173,12 +174,12 @@ class UpstreamPool:
         timeout = httpx.Timeout(
             self.settings.segment_timeout_s, connect=self.settings.upstream_connect_timeout_s
         )
+        body, content_type = encode_multipart(form, wav)
         with _mapped_errors(engine.base_url):
             response = await self.client.post(
                 f"{engine.base_url}/v1/audio/transcriptions",
-                files={"file": ("segment.wav", wav, "audio/wav")},
-                data=form,
-                headers=self._headers(),
+                content=body,
+                headers={**self._headers(), "Content-Type": content_type},
                 timeout=timeout,
             )
         if response.status_code in _RETRY_STATUSES:
@@ -253,6 +254,22 @@ def _mapped_errors(base_url: str) -> Iterator[None]:
         raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
     except httpx.HTTPError as exc:
         raise UpstreamError("The exchange with the speech engine failed.") from exc
+
+
+def encode_multipart(fields: dict[str, str], wav: bytes) -> tuple[bytes, str]:
+    """The form and the WAV as one body: httpx's streamed multipart costs ~40 socket writes
+    (and event-loop round trips) per segment, one bytes object costs one."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="segment.wav"\r\nContent-Type: audio/wav\r\n\r\n'.encode()
+    )
+    body = b"".join([*parts, wav, f"\r\n--{boundary}--\r\n".encode()])
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def encode_wav(samples: np.ndarray) -> bytes:
