@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -170,30 +171,46 @@ def test_overload_is_429_with_retry_after(
     assert _post(http, gateway.base_url, speech_wav).status_code == 200
 
 
-def test_sigterm_drains_in_flight_and_refuses_new(
-    tmp_path: Path, http, speech_wav, fake_upstream_stall
-) -> None:
+def _gateway_process(
+    tmp_path: Path, upstream_url: str, *args: str, **env_extra: str
+) -> tuple[subprocess.Popen, str, Path]:
+    """`voxtral-gateway serve ARGS` as a real process on a free port; answers once every
+    worker is up (many fresh connections in a row get /health 200)."""
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "VOXTRAL_PORT": str(port),
-        "VOXTRAL_UPSTREAM_URLS": f'["{fake_upstream_stall.base_url}"]',
+        "VOXTRAL_UPSTREAM_URLS": f'["{upstream_url}"]',
         "VOXTRAL_DRAIN_TIMEOUT_S": "30",
+        **env_extra,
     }
-    log = (tmp_path / "gateway.log").open("w")
-    exe = Path(__import__("sys").executable).parent / "voxtral-gateway"
-    process = subprocess.Popen([str(exe), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "gateway.log"
+    exe = Path(sys.executable).parent / "voxtral-gateway"
+    process = subprocess.Popen(
+        [str(exe), "serve", *args], env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT
+    )
     base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    answered = 0
+    while answered < 20:
+        try:
+            with httpx.Client(trust_env=False) as fresh:
+                ok = fresh.get(f"{base_url}/health").status_code == 200
+            answered = answered + 1 if ok else 0
+        except httpx.TransportError:
+            answered = 0
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(log_path.read_text())
+        time.sleep(0.05)
+    return process, base_url, log_path
+
+
+def test_sigterm_drains_in_flight_and_refuses_new(
+    tmp_path: Path, http, speech_wav, fake_upstream_stall
+) -> None:
+    process, base_url, _ = _gateway_process(tmp_path, fake_upstream_stall.base_url)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if http.get(f"{base_url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()
-            time.sleep(0.2)
         results: dict[str, httpx.Response] = {}
         in_flight = threading.Thread(
             target=lambda: results.setdefault(
@@ -247,34 +264,10 @@ def test_workers_share_the_port_and_drain_together(
     tmp_path: Path, http, speech_wav, fake_upstream_stall
 ) -> None:
     """Two processes on one port: each admits its own request (limit 1 each), then SIGTERM."""
-    port = free_port()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "VOXTRAL_PORT": str(port),
-        "VOXTRAL_UPSTREAM_URLS": f'["{fake_upstream_stall.base_url}"]',
-        "VOXTRAL_MAX_IN_FLIGHT_REQUESTS": "1",
-        "VOXTRAL_DRAIN_TIMEOUT_S": "30",
-    }
-    log_path = tmp_path / "gateway.log"
-    exe = Path(__import__("sys").executable).parent / "voxtral-gateway"
-    process = subprocess.Popen(
-        [str(exe), "serve", "--workers", "2"],
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
+    process, base_url, log_path = _gateway_process(
+        tmp_path, fake_upstream_stall.base_url, "--workers", "2", VOXTRAL_MAX_IN_FLIGHT_REQUESTS="1"
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        ready = 0
-        while ready < 20:  # both workers up: many fresh connections all answered
-            try:
-                with httpx.Client(trust_env=False) as fresh:
-                    ready = ready + 1 if fresh.get(f"{base_url}/health").status_code == 200 else 0
-            except httpx.TransportError:
-                ready = 0
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
         statuses: list[int] = []
 
         def _one() -> None:
