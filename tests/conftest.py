@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.audio",
     "tests.fixtures.gateway",
     "tests.fixtures.fake_upstream",
+    "tests.fixtures.health_server",
     "tests.fixtures.ssrf",
 ]
 

@@ -6,13 +6,10 @@ schema (vendored in tests/data/compose-spec/) after interpolating `${VAR:-defaul
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,32 +263,6 @@ def test_locust_command_parses_with_the_repo_locustfile(compose: dict[str, Any])
     assert options["route"] == "openai"
     corpus_host_dir = next(h for h, c in mounts.items() if c == options["corpus"])
     assert corpus_host_dir == "./.cache/corpus"
-
-
-class _HealthHandler(http.server.BaseHTTPRequestHandler):
-    status_by_path: dict[str, int] = {}
-
-    def do_GET(self) -> None:
-        self.send_response(self.status_by_path.get(self.path, 404))
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def health_server() -> Iterator[tuple[int, dict[str, int]]]:
-    """A loopback HTTP server; the test sets the status each path answers."""
-    statuses: dict[str, int] = {}
-    handler = type("Handler", (_HealthHandler,), {"status_by_path": statuses})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], statuses
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,12 @@ a typo and a user's failed `docker compose build`.
 from __future__ import annotations
 
 import fnmatch
-import http.server
 import json
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,31 +232,6 @@ def test_gateway_image_command_is_a_real_cli_invocation() -> None:
     args = build_parser().parse_args(command)
     assert args.command == "serve"
     assert args.host is None and args.port is None  # so VOXTRAL_HOST/VOXTRAL_PORT decide
-
-
-class _HealthHandler(http.server.BaseHTTPRequestHandler):
-    status_by_path: dict[str, int] = {}
-
-    def do_GET(self) -> None:
-        self.send_response(self.status_by_path.get(self.path, 404))
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def health_server() -> Iterator[tuple[int, dict[str, int]]]:
-    """A loopback HTTP server; the test sets the status each path answers."""
-    statuses: dict[str, int] = {}
-    handler = type("Handler", (_HealthHandler,), {"status_by_path": statuses})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1], statuses
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_gateway_healthcheck_probe_follows_ready_status(
