@@ -50,10 +50,9 @@ def test_locust_openai_route_headless_60s_writes_csv(voxtral_engine, tmp_path: P
     csv_ok = sum(
         int(rows[("POST", f"openai {pool}")]["Request Count"]) for pool in ("short", "long")
     )
-    # Requests finishing while locust stops can land in one count and not the other: the CSV's
-    # final flush and the test_stop summary are taken at different moments (CI saw 3 with
-    # 2 users at ~5 requests/s), so allow one second of traffic between them.
-    assert abs(summary["ok_requests"] - csv_ok) <= max(4, csv_ok // 60)
+    # The CSV's final flush and the test_stop summary are taken at different moments while
+    # locust stops (CI saw the summary 3 and 6 requests ahead of ~350): allow 3 %.
+    assert abs(summary["ok_requests"] - csv_ok) <= max(4, csv_ok * 0.03)
     assert summary["audio_s"] > 0
     assert 55 < summary["wall_s"] < 120
     assert summary["rtfx"] == pytest.approx(summary["audio_s"] / summary["wall_s"])
