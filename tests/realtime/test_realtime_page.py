@@ -40,6 +40,10 @@ def browser(two_sentences, tmp_path):
     opened.close()
 
 
+def normalise(text: str) -> str:
+    return jiwer.RemovePunctuation()(text.lower()).strip()
+
+
 def test_page_shows_live_and_uploaded_transcripts(whisper_gateway, browser, two_sentences):
     _, texts, _ = two_sentences
     browser.navigate(whisper_gateway.base_url + "/")
@@ -57,9 +61,13 @@ def test_page_shows_live_and_uploaded_transcripts(whisper_gateway, browser, two_
         timeout_s=120,
     )
     browser.screenshot(SCREENSHOT)
-    assert "office" in uploaded.lower()
     assert all(t.count(":") == 1 for t in times[:2])  # mm:ss.s timestamps
-    heard = jiwer.RemovePunctuation()(" ".join(lines[:2]).lower())
-    spoken = jiwer.RemovePunctuation()(" ".join(texts).lower())
-    assert jiwer.wer(spoken, heard) <= 0.25
+    spoken = normalise(" ".join(texts))
+    # The upload goes through the batch route from the file itself: deterministic.
+    assert jiwer.wer(spoken, normalise(uploaded.split("]", 1)[-1])) <= 0.1
+    # The live path hears the WAV through Chromium's real-time fake capture and its 48 -> 24 kHz
+    # resampler, so its phase and (on a busy machine) its dropouts vary from run to run: tiny.en
+    # heard "that rain" for "the train" in 3 of 4 quiet runs, and once in CI also "stage shut"
+    # for "station" (WER 0.27). A lost sentence or a broken stream scores >= 0.5.
+    assert jiwer.wer(spoken, normalise(" ".join(lines[:2]))) <= 0.4
     assert browser.evaluate("document.getElementById('status').className") != "error"
