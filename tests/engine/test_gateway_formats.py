@@ -164,3 +164,20 @@ def test_models_and_ready(voxtral_gateway, voxtral_engine) -> None:
         # Every segment call of the tests above was timed.
         calls = re.search(r"^voxtral_upstream_seconds_count (\S+)$", metrics, re.M)
         assert calls and float(calls.group(1)) > 0
+
+
+def test_server_timing_splits_the_request(voxtral_gateway, speech_5s) -> None:
+    response = httpx.post(
+        f"{voxtral_gateway.base_url}/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech_5s.path.read_bytes(), "audio/wav")},
+        data={"model": "voxtral"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    phases = {
+        name: float(duration)
+        for name, duration in re.findall(r"(\w+);dur=([0-9.]+)", response.headers["server-timing"])
+    }
+    assert list(phases) == ["read", "decode", "vad", "engine", "total"]
+    assert phases["vad"] > 0 and phases["engine"] > 0
+    assert phases["total"] >= phases["read"] + phases["decode"] + phases["vad"] + phases["engine"]

@@ -6,7 +6,6 @@ bench/results/reliability.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -26,17 +25,16 @@ from tests.fixtures.gateway import free_port
 pytestmark = pytest.mark.engine
 
 OVERLOAD_S = float(os.environ.get("VOXTRAL_OVERLOAD_S", "20"))
-CAPACITY = 2  # max_in_flight_requests
+# Admission capacity = what the engine serves without slowing each request down. The CPU
+# engine runs on one core: two requests at once take twice as long each (measured: p50 0.103
+# vs 0.051 s), so its capacity is 1. On a GPU the same setting is the batch vLLM runs at speed.
+CAPACITY = 1
 CLIENTS = 10 * CAPACITY
-CLIENT_PAUSE_AFTER_429_S = 0.05  # impatient clients: far sooner than Retry-After says
-UNLOADED_REQUESTS = 12
+UNLOADED_REQUESTS = 40
 MAX_RSS_GROWTH_MB = 300.0
 MAX_CPU_PER_REFUSAL_MS = 10.0
-# The issue's bar is p99(admitted) <= 2x p99(unloaded). On a 2-core box shared with the engine,
-# the load generator and other jobs, CPU contention alone breaks it (see
-# bench/results/reliability.md), so it is asserted only where set, e.g. =2 on a quiet machine.
-# What the gateway controls, the cost of a refusal, is asserted always.
-P99_RATIO_LIMIT = float(os.environ.get("VOXTRAL_OVERLOAD_P99_RATIO", "0"))
+# The issue's bar: p99 of admitted requests within 2x of the unloaded p99.
+P99_RATIO_LIMIT = float(os.environ.get("VOXTRAL_OVERLOAD_P99_RATIO", "2"))
 
 
 class _RssSampler(threading.Thread):
@@ -52,58 +50,27 @@ class _RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
-def _multipart(audio: bytes) -> tuple[bytes, dict[str, str]]:
-    """The form encoded once: 20 clients re-encoding 160 kB per attempt would load the
-    2-core box they share with the gateway and the engine, and time the test harness."""
+def _multipart(audio: bytes, directory: Path) -> tuple[Path, str]:
+    """The form encoded once, to a file the client process sends as is."""
     request = httpx.Request(
         "POST",
         "http://unused/",
         files={"file": ("clip.wav", audio, "audio/wav")},
         data={"model": "tiny-voxtral"},
     )
-    return request.read(), {"content-type": request.headers["content-type"]}
+    path = directory / "body.bin"
+    path.write_bytes(request.read())
+    return path, request.headers["content-type"]
 
 
-async def _one(
-    client: httpx.AsyncClient, url: str, body: tuple[bytes, dict[str, str]]
-) -> tuple[int, float]:
-    started = time.monotonic()
-    response = await client.post(url, content=body[0], headers=body[1])
-    if response.status_code == 429:
-        assert int(response.headers["retry-after"]) >= 1
-        assert response.json()["error"]["type"] == "rate_limit_error"
-    return response.status_code, time.monotonic() - started
-
-
-async def _unloaded(url: str, body: tuple[bytes, dict[str, str]]) -> list[float]:
-    async with httpx.AsyncClient(timeout=120, trust_env=False) as client:
-        for _ in range(2):  # warm-up
-            assert (await _one(client, url, body))[0] == 200
-        latencies = []
-        for _ in range(UNLOADED_REQUESTS):
-            status, seconds = await _one(client, url, body)
-            assert status == 200
-            latencies.append(seconds)
-    return latencies
-
-
-async def _overload(
-    url: str, body: tuple[bytes, dict[str, str]], duration_s: float
-) -> list[tuple[int, float]]:
-    outcomes: list[tuple[int, float]] = []
-    deadline = time.monotonic() + duration_s
-    limits = httpx.Limits(max_connections=CLIENTS + 4)
-    async with httpx.AsyncClient(timeout=120, trust_env=False, limits=limits) as client:
-
-        async def _client() -> None:
-            while time.monotonic() < deadline:
-                status, seconds = await _one(client, url, body)
-                outcomes.append((status, seconds))
-                if status == 429:
-                    await asyncio.sleep(CLIENT_PAUSE_AFTER_429_S)
-
-        await asyncio.gather(*(_client() for _ in range(CLIENTS)))
-    return outcomes
+def _clients(mode: str, url: str, body: tuple[Path, str], *numbers: float) -> list[list[float]]:
+    """Run tests/reliability/overload_client.py (its own process, nice 19: see there)."""
+    command = [sys.executable, "-m", "tests.reliability.overload_client", mode, url]
+    command += [str(body[0]), body[1], *(f"{n:g}" for n in numbers)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    )
+    return json.loads(done.stdout)
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -137,7 +104,7 @@ def test_ten_times_overload_gives_only_200_and_429(
         )
     base_url = f"http://127.0.0.1:{port}"
     url = base_url + "/v1/audio/transcriptions"
-    body = _multipart(speech_5s.read_bytes())
+    body = _multipart(speech_5s.read_bytes(), tmp_path)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -151,13 +118,15 @@ def test_ten_times_overload_gives_only_200_and_429(
 
         process = psutil.Process(gateway.pid)
         cpu_start_s = _cpu_s(process)
-        unloaded = asyncio.run(_unloaded(url, body))
-        cpu_per_admitted_s = (_cpu_s(process) - cpu_start_s) / (UNLOADED_REQUESTS + 2)
+        baseline = _clients("unloaded", url, body, UNLOADED_REQUESTS)
+        assert {status for status, _ in baseline} == {200}, baseline
+        unloaded = [seconds for _, seconds in baseline]
+        cpu_per_admitted_s = (_cpu_s(process) - cpu_start_s) / (UNLOADED_REQUESTS + 3)
         rss_before_mb = process.memory_info().rss / 2**20
         cpu_before_s = _cpu_s(process)
         sampler = _RssSampler(gateway.pid)
         sampler.start()
-        outcomes = asyncio.run(_overload(url, body, OVERLOAD_S))
+        outcomes = _clients("overload", url, body, CLIENTS, OVERLOAD_S)
         sampler.stop_event.set()
         sampler.join()
         cpu_overload_s = _cpu_s(process) - cpu_before_s
@@ -183,8 +152,7 @@ def test_ten_times_overload_gives_only_200_and_429(
             f"{1000 * cpu_per_admitted_s:.1f} ms per admitted, {cpu_per_refusal_ms:.2f} ms per 429"
         )
         assert cpu_per_refusal_ms < MAX_CPU_PER_REFUSAL_MS
-        if P99_RATIO_LIMIT:
-            assert admitted_p99 <= P99_RATIO_LIMIT * unloaded_p99
+        assert admitted_p99 <= P99_RATIO_LIMIT * unloaded_p99
         assert sampler.peak_mb - rss_before_mb < MAX_RSS_GROWTH_MB
         # Every admission ticket came back: nothing leaked under the storm.
         metrics = httpx.get(base_url + "/metrics", trust_env=False).text

@@ -92,6 +92,12 @@ async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     return task.result()
 
 
+def server_timing(phases: dict[str, float]) -> str:
+    """W3C Server-Timing: where the request's time went, in ms (read = upload received and
+    parsed; engine = the segments' round trips to vLLM, fan-out included)."""
+    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
+
+
 def options_from(params: TranscriptionRequest, use_vad_default: bool) -> TranscriptionOptions:
     return TranscriptionOptions(
         language=params.language,
@@ -121,29 +127,35 @@ async def create_transcription(
         ticket = runtime.admission.admit()
         metrics.in_flight_requests.inc()
         ingested = await read_transcription_request(request, settings)
+        read_s = time.perf_counter() - started
         params = ingested.params
         response_format = params.response_format
         options = options_from(params, settings.vad.enabled)
         prepared = await runtime.prepare(ingested.data, options)
         ticket.hold(prepared.audio.duration_s, len(prepared.segments))
+        timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
             streaming = True
             metrics.requests.labels("200", "stream").inc()
             return StreamingResponse(
                 _stream_events(request, runtime, prepared, options, ticket),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
+                headers={"Cache-Control": "no-cache", "Server-Timing": server_timing(timing)},
                 # Released by the stream's end too; this covers a stream that never started.
                 background=BackgroundTask(ticket.release),
             )
+        engine_started = time.perf_counter()
         transcript = await _cancel_on_disconnect(
             request, _collect(runtime, prepared, options, ticket)
         )
+        timing["engine"] = time.perf_counter() - engine_started
         body = render_transcript(transcript, params.response_format)
         metrics.requests.labels("200", response_format).inc()
+        timing["total"] = time.perf_counter() - started
+        headers = {"Server-Timing": server_timing(timing)}
         if isinstance(body, dict):
-            return JSONResponse(body)
-        return Response(body, media_type=MEDIA_TYPES[params.response_format])
+            return JSONResponse(body, headers=headers)
+        return Response(body, media_type=MEDIA_TYPES[params.response_format], headers=headers)
     except GatewayError as exc:
         metrics.requests.labels(str(exc.status_code), response_format).inc()
         raise
