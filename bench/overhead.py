@@ -15,6 +15,7 @@ overhead. The gateway's `Server-Timing` header splits its side into read, decode
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import shlex
@@ -22,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,12 +103,15 @@ def _ms(values: Sequence[float], q: float) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     gateway, direct = api_base(args.gateway), api_base(args.direct)
-    samples = edge_to_edge_clip(args.clip_s)
-    duration_s = len(samples) / SAMPLE_RATE_HZ
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "clip.wav"
-        write_wav(path, samples)
-        wav = path.read_bytes()
+    if args.clip:  # e.g. made here with --save-clip, for a machine without espeak-ng
+        wav = args.clip.read_bytes()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "clip.wav"
+            write_wav(path, edge_to_edge_clip(args.clip_s))
+            wav = path.read_bytes()
+    with wave.open(io.BytesIO(wav)) as clip:
+        duration_s = clip.getnframes() / clip.getframerate()
     model = args.model or httpx.get(direct + "/v1/models").json()["data"][0]["id"]
     # The gateway budgets tokens per segment; give vLLM the same cap so both do equal work.
     tokens = max(args.min_tokens, math.ceil(args.tokens_per_audio_s * duration_s))
@@ -198,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--direct", required=True)
     parser.add_argument("--model", default=None, help="default: the engine's first model")
     parser.add_argument("--clip-s", type=float, default=5.0)
+    parser.add_argument("--clip", type=Path, default=None, help="a WAV to use instead")
+    parser.add_argument("--save-clip", type=Path, default=None, help="write the clip; exit")
+    parser.add_argument("--out", type=Path, default=None, help="output dir (overrides --name)")
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--tokens-per-audio-s", type=float, default=6.0, help="as the gateway's")
@@ -207,10 +215,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--note", action="append", default=[])
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.save_clip:
+        write_wav(args.save_clip, edge_to_edge_clip(args.clip_s))
+        return
     result = measure(args)
     print(json.dumps(result, indent=2))
-    if args.name:
-        out = RESULTS_DIR / args.name
+    if args.name or args.out:
+        out = args.out or RESULTS_DIR / args.name
         out.mkdir(parents=True, exist_ok=True)
         command = "python -m bench.overhead " + shlex.join(sys.argv[1:] if argv is None else argv)
         machine = describe_machine()

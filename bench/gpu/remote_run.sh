@@ -13,6 +13,8 @@
 #   bench:NAME:KINDS:CONCURRENCY[:REPEAT]   python -m bench compare, gateway vs direct
 #   direct:NAME:KINDS:CONCURRENCY[:REPEAT]  python -m bench run against the engine alone
 #     (both take extra bench flags from $BENCH_EXTRA, e.g. --stream for time to first token)
+#   overhead:NAME:PAIRS   python -m bench.overhead on .gpu/p2/overhead-clip.wav (made here with
+#     `python -m bench.overhead --save-clip .gpu/p2/overhead-clip.wav --gateway - --direct -`)
 #   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA)
 #   metrics  engine + gateway /metrics, nvidia-smi
 #   components  encoder / prefill / decode timed alone in PyTorch (after stopengine)
@@ -163,6 +165,17 @@ run_bench() {  # run_bench compare|run NAME KINDS CONCURRENCY REPEAT
   cat "$RES/$name/engine-phases.txt" "$RES/$name/engine-steps.txt"
 }
 
+run_overhead() {  # run_overhead NAME PAIRS
+  local t0; t0=$(stamp)
+  taskset -c "$CLIENT_CPUS" python3 -m bench.overhead --gateway "http://127.0.0.1:$GATEWAY_PORT" \
+    --direct "http://127.0.0.1:$ENGINE_PORT" --clip "$REPO/.gpu/p2/overhead-clip.wav" \
+    --tokens-per-audio-s "$TOKENS_PER_AUDIO_S" --pairs "$2" --quiet --out "$RES/$1" \
+    --note "H100 run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
+    >"$RES/$1.log" 2>&1
+  log "overhead $1: rc=$? in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+  grep -E 'vLLM directly|through the gateway|Overhead|Server-Timing' "$RES/$1/results.md"
+}
+
 step_metrics() {
   get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/engine-metrics.txt"
   get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/gateway-metrics.txt"
@@ -206,6 +219,7 @@ for spec in "$@"; do
   case $step in
     bench) run_bench compare "$a" "$b" "$c" "${d:-1}" ;;
     direct) run_bench run "$a" "$b" "$c" "${d:-1}" ;;
+    overhead) run_overhead "$a" "${b:-200}" ;;
     env) export "${spec#env:}"; log "env ${spec#env:}" ;;
     *) "step_$step" || { log "step $step failed"; step_out; exit 1; } ;;
   esac
