@@ -67,11 +67,11 @@ def server_timing(header: str | None) -> dict[str, float]:
 class Caller:
     """One synchronous client, as an SDK user has: keep-alive on, one request at a time."""
 
-    def __init__(self, wav: bytes, model: str, extra: dict[str, str], api_key: str | None):
+    def __init__(self, wav: bytes, model: str, api_key: str | None):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=120.0, headers=headers, trust_env=False)
         self._wav = wav
-        self._form = {"model": model, **extra}
+        self._form = {"model": model}
 
     def post(
         self, base_url: str, form: dict[str, str] | None = None
@@ -115,7 +115,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model or httpx.get(direct + "/v1/models").json()["data"][0]["id"]
     # The gateway budgets tokens per segment; give vLLM the same cap so both do equal work.
     tokens = max(args.min_tokens, math.ceil(args.tokens_per_audio_s * duration_s))
-    caller = Caller(wav, model, {}, args.api_key)
+    caller = Caller(wav, model, args.api_key)
     direct_form = {"max_completion_tokens": str(tokens)}
     _check_one_whole_segment(caller, gateway, duration_s)
     for _ in range(args.warmup):

@@ -99,9 +99,9 @@ class _Collector:
         if not np.isfinite(block).all():
             # Float WAVs can carry NaN/inf; they would reach VAD and the engine as garbage.
             block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
-        if block.ndim == 2:
-            block = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
         mono = block
+        if block.ndim == 2:
+            mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
         self._input_frames += len(mono)
         if self._input_frames > self._max_input:
             raise _duration_error(self._limits)
