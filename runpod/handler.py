@@ -164,7 +164,6 @@ async def _stream_events(
 ) -> AsyncIterator[dict[str, Any]]:
     """The gateway's stream events as dicts: deltas concatenate to the done text."""
     prepared = await runtime.prepare(data, options)
-    count = len(prepared.segments)
     results: list[SegmentResult] = []
     has_text = False
     async for result in runtime.segment_results(prepared, options):
@@ -172,7 +171,8 @@ async def _stream_events(
         text = clean_text(result.text)
         if not text:
             continue
-        yield delta_payload(result, text=(" " if has_text else "") + text, segment_count=count)
+        prefix = " " if has_text else ""
+        yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
         has_text = True
     yield done_payload(runtime.finish(prepared, results, options))
 

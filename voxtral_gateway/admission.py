@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from voxtral_gateway.errors import OverloadedError, UpstreamUnavailableError
+from voxtral_gateway.pipeline.stream import Batch
 from voxtral_gateway.ratelimit import charge_audio_s
 from voxtral_gateway.settings import Settings
 
@@ -23,13 +24,20 @@ class Ticket:
     segments: int = 0
     released: bool = False
 
-    def hold(self, audio_s: float, segments: int) -> None:
-        """Add the request's decoded audio and segment count to the load (and to the
-        client's audio-seconds rate limit, when one is set)."""
-        charge_audio_s(audio_s - self.audio_s)
-        self.admission.in_flight_audio_s += audio_s - self.audio_s
-        self.admission.pending_segments += segments - self.segments
-        self.audio_s, self.segments = audio_s, segments
+    def add(self, audio_s: float, segments: int) -> None:
+        """Add newly decoded audio and newly found segments to the load (and the audio to the
+        client's audio-seconds rate limit, when one is set). A long file adds them chunk by
+        chunk."""
+        if self.released:
+            return
+        charge_audio_s(audio_s)
+        self.admission.in_flight_audio_s += audio_s
+        self.admission.pending_segments += segments
+        self.audio_s += audio_s
+        self.segments += segments
+
+    def add_batch(self, batch: Batch) -> None:
+        self.add(batch.added_s, len(batch.segments))
 
     def segment_done(self) -> None:
         if self.segments > 0:
@@ -40,7 +48,9 @@ class Ticket:
         if self.released:
             return
         self.released = True
-        self.hold(0.0, 0)
+        self.admission.in_flight_audio_s -= self.audio_s
+        self.admission.pending_segments -= self.segments
+        self.audio_s, self.segments = 0.0, 0
         self.admission.in_flight_requests -= 1
         if self.admission.in_flight_requests == 0:
             self.admission.idle.set()

@@ -37,12 +37,15 @@ class Metrics:
         )
         self.decode_seconds = Histogram(
             "voxtral_decode_seconds",
-            "Decode time per request.",
+            "Decode time per chunk of audio (a whole file up to VOXTRAL_VAD__CHUNK_S).",
             buckets=_LATENCY_BUCKETS_S,
             registry=r,
         )
         self.vad_seconds = Histogram(
-            "voxtral_vad_seconds", "VAD time per request.", buckets=_LATENCY_BUCKETS_S, registry=r
+            "voxtral_vad_seconds",
+            "VAD time per chunk of audio (a whole file up to VOXTRAL_VAD__CHUNK_S).",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.upstream_seconds = Histogram(
             "voxtral_upstream_seconds",

@@ -2,6 +2,10 @@
 
 `open_runtime(settings)` owns the long-lived parts (HTTP pool, VAD model, global segment
 slots, metrics). The FastAPI app and the RunPod worker both drive the same `Runtime`.
+
+Decode and VAD run a chunk of audio at a time (pipeline/stream.py), off the event loop: the
+first chunk before the response starts (so a broken file is a 4xx, and a short file is done
+in one step), later chunks while earlier segments are already with the engine.
 """
 
 from __future__ import annotations
@@ -9,18 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
-from voxtral_gateway.pipeline.decode import decode_audio
-from voxtral_gateway.pipeline.records import Audio, Segment, SegmentResult, Transcript
-from voxtral_gateway.pipeline.segment import VadParams, fixed_windows, segment_audio, vad_params
+from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
+from voxtral_gateway.pipeline.records import Segment, SegmentResult, Transcript
+from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stitch import stitch
+from voxtral_gateway.pipeline.stream import (
+    Batch,
+    FixedWindowSegmenter,
+    Segmenter,
+    VadSegmenter,
+    segment_stream,
+)
 from voxtral_gateway.pipeline.transcribe import DecodingOptions, TokenBudget, transcribe_segments
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
 from voxtral_gateway.settings import Settings
@@ -40,14 +50,49 @@ class TranscriptionOptions:
     vad_overrides: dict[str, float | int] | None = None
 
 
-@dataclass(frozen=True)
 class PreparedAudio:
-    """Decoded audio and the segments that will be sent upstream, with what each step took."""
+    """A file on its way through decode and VAD.
 
-    audio: Audio
-    segments: list[Segment]
-    decode_s: float = 0.0
-    vad_s: float = 0.0
+    The first chunk's segments are ready; `segments()` yields them, then decodes and segments
+    the rest a chunk at a time, off the event loop, as the consumer asks. Totals grow as
+    chunks arrive and are final once `done`. Iterate `segments()` once.
+    """
+
+    def __init__(
+        self, batches: Iterator[Batch], first: Batch, on_batch: list[Callable[[Batch], None]]
+    ) -> None:
+        self._batches = batches
+        self._ready: list[Segment] = []
+        self._on_batch = on_batch
+        self.duration_s = 0.0
+        self.decode_s = 0.0
+        self.vad_s = 0.0
+        self.segment_count = 0
+        self.done = False
+        self._take(first)
+
+    def watch(self, callback: Callable[[Batch], None]) -> None:
+        """Call `callback` for every chunk from now on."""
+        self._on_batch.append(callback)
+
+    def _take(self, batch: Batch) -> None:
+        self._ready.extend(batch.segments)
+        self.duration_s = batch.decoded_s
+        self.decode_s += batch.decode_s
+        self.vad_s += batch.vad_s
+        self.segment_count += len(batch.segments)
+        self.done = batch.last
+        for callback in self._on_batch:
+            callback(batch)
+
+    async def segments(self) -> AsyncIterator[Segment]:
+        while True:
+            while self._ready:
+                # Popped, not kept: a finished segment's samples must not outlive its call.
+                yield self._ready.pop(0)
+            if self.done:
+                return
+            self._take(await asyncio.to_thread(next, self._batches))
 
 
 @dataclass
@@ -75,40 +120,48 @@ class Runtime:
     def language_for(self, options: TranscriptionOptions) -> str:
         return options.language or self.settings.default_language or self.settings.reported_language
 
-    async def prepare(self, data: bytes, options: TranscriptionOptions) -> PreparedAudio:
-        """Decode and segment off the event loop; silence-only audio gives no segments."""
-        # One thread hop for both steps: each hop costs the event loop a wake-up (~0.1 ms).
-        prepared = await asyncio.to_thread(self._prepare_sync, data, options)
-        self.metrics.decode_seconds.observe(prepared.decode_s)
-        self.metrics.audio_seconds.inc(prepared.audio.duration_s)
+    async def prepare(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> PreparedAudio:
+        """Decode and segment the first chunk off the event loop (all of a short file);
+        `on_batch` sees that chunk and every later one. No segments means no speech."""
         if options.use_vad:
-            self.metrics.vad_seconds.observe(prepared.vad_s)
-        self.metrics.segments.inc(len(prepared.segments))
-        self.metrics.speech_seconds.inc(sum(s.duration_s for s in prepared.segments))
-        return prepared
-
-    def _prepare_sync(self, data: bytes, options: TranscriptionOptions) -> PreparedAudio:
-        started = time.perf_counter()
-        audio = decode_audio(data, self.settings.limits)
-        decoded = time.perf_counter()
-        if options.use_vad:
-            params: VadParams = vad_params(self.settings.vad, options.vad_overrides)
-            segments = segment_audio(audio, self.detector, params)
+            segmenter: Segmenter = VadSegmenter(
+                self.detector,
+                vad_params(self.settings.vad, options.vad_overrides),
+                warmup_s=self.settings.vad.stream_warmup_s,
+            )
         else:
-            segments = fixed_windows(audio, self.settings.vad.segment_max_s)
-        return PreparedAudio(
-            audio=audio,
-            segments=segments,
-            decode_s=decoded - started,
-            vad_s=time.perf_counter() - decoded if options.use_vad else 0.0,
+            segmenter = FixedWindowSegmenter(self.settings.vad.segment_max_s)
+        batches = segment_stream(
+            decode_blocks(source, self.settings.limits),
+            segmenter,
+            chunk_s=self.settings.vad.chunk_s,
         )
+        # One thread hop for decode and VAD: each hop costs the event loop a wake-up (~0.1 ms).
+        first = await asyncio.to_thread(next, batches)
+        callbacks = [lambda batch: self._observe(batch, options)]
+        if on_batch is not None:
+            callbacks.append(on_batch)
+        return PreparedAudio(batches, first, callbacks)
+
+    def _observe(self, batch: Batch, options: TranscriptionOptions) -> None:
+        self.metrics.decode_seconds.observe(batch.decode_s)
+        self.metrics.audio_seconds.inc(batch.added_s)
+        if options.use_vad:
+            self.metrics.vad_seconds.observe(batch.vad_s)
+        self.metrics.segments.inc(len(batch.segments))
+        self.metrics.speech_seconds.inc(sum(s.duration_s for s in batch.segments))
 
     def segment_results(
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order; cancelling the iteration cancels the upstream calls."""
         return transcribe_segments(
-            prepared.segments,
+            prepared.segments(),
             self.upstream,
             budget=self.budget(),
             options=DecodingOptions(
@@ -123,19 +176,17 @@ class Runtime:
     def finish(
         self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
     ) -> Transcript:
-        return stitch(
-            results, duration_s=prepared.audio.duration_s, language=self.language_for(options)
-        )
+        return stitch(results, duration_s=prepared.duration_s, language=self.language_for(options))
 
-    async def transcribe(self, data: bytes, options: TranscriptionOptions) -> Transcript:
-        prepared = await self.prepare(data, options)
+    async def transcribe(self, source: AudioSource, options: TranscriptionOptions) -> Transcript:
+        prepared = await self.prepare(source, options)
         results = [result async for result in self.segment_results(prepared, options)]
         return self.finish(prepared, results, options)
 
     async def stream_segments(
-        self, data: bytes, options: TranscriptionOptions
+        self, source: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
-        prepared = await self.prepare(data, options)
+        prepared = await self.prepare(source, options)
         async for result in self.segment_results(prepared, options):
             yield result
 

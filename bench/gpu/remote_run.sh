@@ -7,7 +7,9 @@
 #   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb),
 #            plus the flags in $ENGINE_EXTRA (space-separated), if any
 #   stopengine  end the engine only (to start it again with other flags)
-#   gateway  voxtral-gateway in front of it (tokens_per_audio_second=4)
+#   gateway  voxtral-gateway in front of it (tokens_per_audio_second=4; inherits env: steps,
+#            e.g. env:VOXTRAL_MAX_IN_FLIGHT_REQUESTS=8 before it sets its admission capacity)
+#   stopgateway  end the gateway only (to start it again with other settings)
 #   wait     until both answer; records the engine's ready time
 #   clips    5 s / 30 s / 10 min corpus from .gpu/p2/seed
 #   bench:NAME:KINDS:CONCURRENCY[:REPEAT]   python -m bench compare, gateway vs direct
@@ -15,7 +17,9 @@
 #     (both take extra bench flags from $BENCH_EXTRA, e.g. --stream for time to first token)
 #   overhead:NAME:PAIRS   python -m bench.overhead on .gpu/p2/overhead-clip.wav (made here with
 #     `python -m bench.overhead --save-clip .gpu/p2/overhead-clip.wav --gateway - --direct -`)
-#   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA)
+#   overload:NAME:CAPACITY:SECONDS  python -m bench.overload (10x CAPACITY clients) on the same
+#     clip; CAPACITY must equal the gateway's VOXTRAL_MAX_IN_FLIGHT_REQUESTS (set via env:)
+#   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA, VOXTRAL_*)
 #   metrics  engine + gateway /metrics, nvidia-smi
 #   components  encoder / prefill / decode timed alone in PyTorch (after stopengine)
 #   stop     end engine and gateway
@@ -29,12 +33,16 @@ PROFILE=${PROFILE:-voxtral-mini-3b-h100-80gb}
 ENGINE_PORT=8000
 GATEWAY_PORT=8001
 TOKENS_PER_AUDIO_S=${TOKENS_PER_AUDIO_S:-4}
-# Cores: engine 0-7, gateway 8-11, load client 12-15 (16-core machine).
-ENGINE_CPUS=${ENGINE_CPUS:-0-7}
-GATEWAY_CPUS=${GATEWAY_CPUS:-8-11}
-CLIENT_CPUS=${CLIENT_CPUS:-12-15}
-export ENGINE_CPUS GATEWAY_CPUS CLIENT_CPUS
 mkdir -p "$RES"
+# Cores: half the physical cores for the engine, a quarter each for the gateway and the load
+# client, hyper-thread siblings kept together (bench/gpu/cores.py); runs 1-4 used 0-7 / 8-11 /
+# 12-15 regardless of siblings. Set all three to choose by hand.
+if [[ -z ${ENGINE_CPUS:-} || -z ${GATEWAY_CPUS:-} || -z ${CLIENT_CPUS:-} ]]; then
+  eval "$(python3 "$REPO/bench/gpu/cores.py")"
+  python3 "$REPO/bench/gpu/cores.py" --describe >"$RES/cpu-topology.txt"
+fi
+export ENGINE_CPUS GATEWAY_CPUS CLIENT_CPUS
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 export PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONPATH=$SITE:$REPO
@@ -147,7 +155,7 @@ run_bench() {  # run_bench compare|run NAME KINDS CONCURRENCY REPEAT
   first=$(wc -l <"$RES/engine.log")
   taskset -c "$CLIENT_CPUS" python3 -m bench "${args[@]}" --corpus "$VG/corpus" --kinds "$kinds" \
     --concurrency "$conc" --repeat "$repeat" ${BENCH_EXTRA:-} --warmup 2 --timeout 300 --no-progress \
-    --out "$RES/$name" --note "H100 run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
+    --out "$RES/$name" --note "$GPU_NAME run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
     >"$RES/$name.log" 2>&1
   local rc=$? wall
   wall=$(python3 -c "print(round($(stamp)-$t0,1))")
@@ -170,10 +178,23 @@ run_overhead() {  # run_overhead NAME PAIRS
   taskset -c "$CLIENT_CPUS" python3 -m bench.overhead --gateway "http://127.0.0.1:$GATEWAY_PORT" \
     --direct "http://127.0.0.1:$ENGINE_PORT" --clip "$REPO/.gpu/p2/overhead-clip.wav" \
     --tokens-per-audio-s "$TOKENS_PER_AUDIO_S" --pairs "$2" --quiet --out "$RES/$1" \
-    --note "H100 run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
+    --note "$GPU_NAME run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS" \
     >"$RES/$1.log" 2>&1
   log "overhead $1: rc=$? in $(python3 -c "print(round($(stamp)-$t0,1))") s"
   grep -E 'vLLM directly|through the gateway|Overhead|Server-Timing' "$RES/$1/results.md"
+}
+
+run_overload() {  # run_overload NAME CAPACITY SECONDS
+  local t0; t0=$(stamp)
+  # gateway.pid is python itself (setsid does not fork outside a process-group leader and
+  # taskset execs); bench.overload sums its process tree, so a wrapper would be counted too.
+  taskset -c "$CLIENT_CPUS" python3 -m bench.overload --gateway "http://127.0.0.1:$GATEWAY_PORT" \
+    --gateway-pid "$(cat "$VG/gateway.pid")" --clip "$REPO/.gpu/p2/overhead-clip.wav" \
+    --capacity "$2" --seconds "$3" --out "$RES/$1" \
+    --note "$GPU_NAME run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS, VOXTRAL_MAX_IN_FLIGHT_REQUESTS=${VOXTRAL_MAX_IN_FLIGHT_REQUESTS:-unset}" \
+    >"$RES/$1.log" 2>&1
+  log "overload $1: rc=$? in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+  grep -E '^OVERLOAD|Traceback|Error' "$RES/$1.log"
 }
 
 step_metrics() {
@@ -189,6 +210,15 @@ step_stopengine() {
   for _ in $(seq 60); do get "http://127.0.0.1:$ENGINE_PORT/health" || break; sleep 0.5; done
   sleep 5  # let the GPU memory go
   log "engine: stopped; $(nvidia-smi --query-gpu=memory.used --format=csv,noheader) in use"
+}
+
+step_stopgateway() {
+  [[ -f $VG/gateway.pid ]] && kill -TERM -- "-$(cat "$VG/gateway.pid")" 2>/dev/null
+  for _ in $(seq 60); do
+    get "http://127.0.0.1:$GATEWAY_PORT/health" || { rm -f "$VG/gateway.pid"; log "gateway: stopped"; return 0; }
+    sleep 0.5
+  done
+  log "gateway: still answering after 30 s"; return 1
 }
 
 step_components() {  # plain-PyTorch encoder / prefill / decode timings (needs a free GPU)
@@ -220,6 +250,7 @@ for spec in "$@"; do
     bench) run_bench compare "$a" "$b" "$c" "${d:-1}" ;;
     direct) run_bench run "$a" "$b" "$c" "${d:-1}" ;;
     overhead) run_overhead "$a" "${b:-200}" ;;
+    overload) run_overload "$a" "${b:-8}" "${c:-60}" ;;
     env) export "${spec#env:}"; log "env ${spec#env:}" ;;
     *) "step_$step" || { log "step $step failed"; step_out; exit 1; } ;;
   esac

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 import pytest
 
-from tests.fixtures.gateway import free_port
-from tests.reliability.overload_client import WARMUP
+from bench.overload_client import WARMUP, GatewayProcess, RssSampler, encode_form, gauge
+from tests.fixtures.gateway import gateway_process
 
 pytestmark = pytest.mark.engine
 
@@ -44,35 +40,17 @@ MAX_CPU_PER_REFUSAL_MS = 10.0
 P99_RATIO_LIMIT = float(os.environ.get("VOXTRAL_OVERLOAD_P99_RATIO", "0"))
 
 
-class _RssSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
-        self.peak_mb = 0.0
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
-            time.sleep(0.1)
-
-
 def _multipart(audio: bytes, directory: Path) -> tuple[Path, str]:
     """The form encoded once, to a file the client process sends as is."""
-    request = httpx.Request(
-        "POST",
-        "http://unused/",
-        files={"file": ("clip.wav", audio, "audio/wav")},
-        data={"model": "tiny-voxtral"},
-    )
+    body, content_type = encode_form(audio, "tiny-voxtral")
     path = directory / "body.bin"
-    path.write_bytes(request.read())
-    return path, request.headers["content-type"]
+    path.write_bytes(body)
+    return path, content_type
 
 
 def _clients(mode: str, url: str, body: tuple[Path, str], *numbers: float) -> list[list[float]]:
-    """Run tests/reliability/overload_client.py (its own process, nice 19: see there)."""
-    command = [sys.executable, "-m", "tests.reliability.overload_client", mode, url]
+    """Run bench/overload_client.py (its own process, nice 19: see there)."""
+    command = [sys.executable, "-m", "bench.overload_client", mode, url]
     command += [str(body[0]), body[1], *(f"{n:g}" for n in numbers)]
     done = subprocess.run(
         command, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
@@ -80,63 +58,32 @@ def _clients(mode: str, url: str, body: tuple[Path, str], *numbers: float) -> li
     return json.loads(done.stdout)
 
 
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _gauge(metrics_text: str, name: str) -> float:
-    match = re.search(rf"^{name} ([0-9.e+-]+)$", metrics_text, re.MULTILINE)
-    assert match, name
-    return float(match.group(1))
-
-
 def test_ten_times_overload_gives_only_200_and_429(
     voxtral_engine, speech_5s, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "VOXTRAL_PORT": str(port),
         "VOXTRAL_UPSTREAM_URLS": json.dumps([voxtral_engine.base_url]),
         "VOXTRAL_MAX_IN_FLIGHT_REQUESTS": str(CAPACITY),
         "VOXTRAL_MAX_OUTPUT_TOKENS": "16",
         "VOXTRAL_LOG_LEVEL": "WARNING",
     }
-    log = tmp_path / "gateway.log"
-    exe = Path(sys.executable).parent / "voxtral-gateway"
-    with log.open("w") as log_file:
-        gateway = subprocess.Popen(
-            [str(exe), "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    url = base_url + "/v1/audio/transcriptions"
     body = _multipart(speech_5s.read_bytes(), tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base_url + "/health", trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert gateway.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-
-        process = psutil.Process(gateway.pid)
-        cpu_start_s = _cpu_s(process)
+    with gateway_process(env, tmp_path / "gateway.log") as gateway:
+        url = gateway.base_url + "/v1/audio/transcriptions"
+        process = GatewayProcess(gateway.process.pid)
+        cpu_start_s = process.cpu_s()
         baseline = _clients("unloaded", url, body, UNLOADED_REQUESTS)
         assert {status for status, _ in baseline} == {200}, baseline
         unloaded = [seconds for _, seconds in baseline]
-        cpu_per_admitted_s = (_cpu_s(process) - cpu_start_s) / (UNLOADED_REQUESTS + WARMUP)
-        rss_before_mb = process.memory_info().rss / 2**20
-        cpu_before_s = _cpu_s(process)
-        sampler = _RssSampler(gateway.pid)
+        cpu_per_admitted_s = (process.cpu_s() - cpu_start_s) / (UNLOADED_REQUESTS + WARMUP)
+        rss_before_mb = process.rss_mb()
+        cpu_before_s = process.cpu_s()
+        sampler = RssSampler(process)
         sampler.start()
         outcomes = _clients("overload", url, body, CLIENTS, OVERLOAD_S)
         sampler.stop_event.set()
         sampler.join()
-        cpu_overload_s = _cpu_s(process) - cpu_before_s
+        cpu_overload_s = process.cpu_s() - cpu_before_s
 
         statuses = {status for status, _ in outcomes}
         admitted = [seconds for status, seconds in outcomes if status == 200]
@@ -163,10 +110,7 @@ def test_ten_times_overload_gives_only_200_and_429(
             assert admitted_p99 <= P99_RATIO_LIMIT * unloaded_p99
         assert sampler.peak_mb - rss_before_mb < MAX_RSS_GROWTH_MB
         # Every admission ticket came back: nothing leaked under the storm.
-        metrics = httpx.get(base_url + "/metrics", trust_env=False).text
-        assert _gauge(metrics, "voxtral_in_flight_requests") == 0
-        assert _gauge(metrics, "voxtral_pending_segments") == 0
-        assert _gauge(metrics, "voxtral_in_flight_audio_seconds") == 0
-    finally:
-        gateway.terminate()
-        gateway.wait(timeout=30)
+        metrics = httpx.get(gateway.base_url + "/metrics", trust_env=False).text
+        assert gauge(metrics, "voxtral_in_flight_requests") == 0
+        assert gauge(metrics, "voxtral_pending_segments") == 0
+        assert gauge(metrics, "voxtral_in_flight_audio_seconds") == 0

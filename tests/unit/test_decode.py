@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from voxtral_gateway.errors import AudioLimitError, UnsupportedAudioError
-from voxtral_gateway.pipeline.decode import decode_audio
+from voxtral_gateway.pipeline import decode
+from voxtral_gateway.pipeline.decode import decode_audio, decode_blocks
 from voxtral_gateway.settings import LimitSettings
 
 DURATION_S = 2.0
@@ -108,3 +109,18 @@ def test_channel_and_rate_caps() -> None:
         decode_audio(_soundfile_bytes("WAV", "PCM_16", channels=4), LimitSettings(max_channels=2))
     with pytest.raises(AudioLimitError, match="sample rate"):
         decode_audio(CONTAINERS["wav-44k-stereo"](), LimitSettings(max_sample_rate_hz=16_000))
+
+
+def test_plain_pcm16_wav_decodes_exactly_as_libsndfile_does(monkeypatch) -> None:
+    """The stdlib fast path for PCM16 mono 16 kHz WAV gives libsndfile's samples, bit for bit,
+    block by block; libsndfile itself is not used."""
+    rng = np.random.default_rng(1)
+    pcm = rng.integers(-32768, 32767, size=200_000, dtype=np.int16)
+    buffer = io.BytesIO()
+    sf.write(buffer, pcm, 16_000, format="WAV", subtype="PCM_16")
+    data = buffer.getvalue()
+    expected, _ = sf.read(io.BytesIO(data), dtype="float32")
+    monkeypatch.setattr(decode, "_decode_with_soundfile", None)  # would raise TypeError if called
+    blocks = list(decode_blocks(io.BytesIO(data), LimitSettings()))
+    assert len(blocks) > 1  # streamed, not read whole
+    np.testing.assert_array_equal(np.concatenate(blocks), expected)

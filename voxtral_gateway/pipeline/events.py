@@ -2,7 +2,10 @@
 
 `transcript.text.delta` carries each segment's text as soon as it is next in file order;
 `transcript.text.done` carries the whole text and usage. The extra `segment` object on deltas
-(index, count, start, end) lets progress bars count; OpenAI's SDK ignores unknown fields.
+(index, count, start, end) lets progress bars count; OpenAI's SDK ignores unknown fields. A
+long file is segmented a chunk at a time while earlier segments are transcribed, so `count`
+is the number found so far: final once the file is decoded (at once for files up to
+VOXTRAL_VAD__CHUNK_S).
 """
 
 from __future__ import annotations

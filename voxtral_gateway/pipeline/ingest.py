@@ -17,6 +17,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from voxtral_gateway.errors import InvalidRequestError, UrlRejectedError
+from voxtral_gateway.pipeline.decode import AudioSource
 from voxtral_gateway.pipeline.fetch import fetch_audio
 from voxtral_gateway.pipeline.inline import classify_file_url, decode_inline_audio
 from voxtral_gateway.protocol import TranscriptionRequest
@@ -28,7 +29,8 @@ _FORM_FIELDS_MAX = 64
 @dataclass(frozen=True)
 class IngestedRequest:
     params: TranscriptionRequest
-    data: bytes
+    source: AudioSource
+    """The audio: an upload stays in its spooled file (on disk past 1 MB), never read whole."""
 
 
 async def read_transcription_request(request: Request, settings: Settings) -> IngestedRequest:
@@ -44,8 +46,8 @@ async def read_transcription_request(request: Request, settings: Settings) -> In
             code="unsupported_content_type",
         )
     params = validate_fields(fields)
-    data = await _audio_bytes(params, upload, settings)
-    return IngestedRequest(params=params, data=data)
+    source = await _audio_source(params, upload, settings)
+    return IngestedRequest(params=params, source=source)
 
 
 async def _read_form(
@@ -102,16 +104,16 @@ def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:
         raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
 
 
-async def _audio_bytes(
+async def _audio_source(
     params: TranscriptionRequest, upload: UploadFile | None, settings: Settings
-) -> bytes:
+) -> AudioSource:
     sources = [s for s in (upload, params.file_url, params.audio) if s]
     if len(sources) != 1:
         raise InvalidRequestError(
             "Send exactly one of 'file' (multipart), 'file_url' or 'audio'.", param="file"
         )
     if upload is not None:
-        return await upload.read()
+        return upload.file  # closed with the request (Request.close)
     if params.audio:
         return decode_inline_audio(params.audio, settings.limits, param="audio")
     assert params.file_url is not None

@@ -170,12 +170,30 @@ def merge_spans(
     Each segment is padded by `speech_pad_s` on both sides, but never past the file or into a
     neighbour (a short gap is shared at its midpoint).
     """
+    groups = group_spans(
+        spans, max_segment_s=max_segment_s, speech_pad_s=speech_pad_s, probabilities=probabilities
+    )
+    return pad_groups(groups, speech_pad_s, duration_s)
+
+
+def speech_room_s(max_segment_s: float, speech_pad_s: float) -> float:
+    """Room for speech inside one padded segment, less a sample so rounding cannot overshoot."""
     if max_segment_s <= 4 * speech_pad_s:
         raise ValueError("max_segment_s must exceed four times the padding")
-    # Room for speech inside one padded segment, less a sample so rounding cannot overshoot.
-    limit_s = max_segment_s - 2 * speech_pad_s - 1 / SAMPLE_RATE_HZ
-    pieces = [piece for span in spans for piece in _split_long_span(span, limit_s, probabilities)]
+    return max_segment_s - 2 * speech_pad_s - 1 / SAMPLE_RATE_HZ
 
+
+def group_spans(
+    spans: Sequence[Span],
+    *,
+    max_segment_s: float,
+    speech_pad_s: float,
+    probabilities: np.ndarray | None = None,
+) -> list[Span]:
+    """`merge_spans` before padding: each group starts at its first piece, and every piece
+    that could join it lies within `speech_room_s` of that start."""
+    limit_s = speech_room_s(max_segment_s, speech_pad_s)
+    pieces = [piece for span in spans for piece in _split_long_span(span, limit_s, probabilities)]
     groups: list[Span] = []
     first = 0
     while first < len(pieces):
@@ -187,14 +205,15 @@ def merge_spans(
             last = _longest_pause_before(pieces, first, last)
         groups.append(Span(pieces[first].start_s, pieces[last].end_s))
         first = last + 1
-    return _pad(groups, speech_pad_s, duration_s)
+    return groups
 
 
 def _longest_pause_before(pieces: Sequence[Span], first: int, last: int) -> int:
     """Index of the piece ending the group, chosen so the group ends at the longest pause."""
-    best, best_gap = last, -1.0
+    best, best_gap = last, -1
     for index in range(first, last + 1):
-        gap = pieces[index + 1].start_s - pieces[index].end_s
+        # In whole samples: equal pauses must tie whatever the float rounding of their ends.
+        gap = round((pieces[index + 1].start_s - pieces[index].end_s) * SAMPLE_RATE_HZ)
         if gap >= best_gap:  # ties go to the later pause: fewer, longer segments
             best, best_gap = index, gap
     return best
@@ -219,13 +238,18 @@ def _split_long_span(span: Span, limit_s: float, probabilities: np.ndarray | Non
     return pieces
 
 
-def _pad(groups: Sequence[Span], pad_s: float, duration_s: float) -> list[Span]:
+def pad_groups(
+    groups: Sequence[Span], pad_s: float, duration_s: float, previous_end_s: float | None = None
+) -> list[Span]:
+    """Pad each group by `pad_s`, never past the file or beyond the midpoint of a gap to a
+    neighbour; `previous_end_s` is the end of an earlier group outside `groups`, if any."""
     padded: list[Span] = []
     for index, group in enumerate(groups):
         start_s = max(0.0, group.start_s - pad_s)
         end_s = min(duration_s, group.end_s + pad_s)
-        if index > 0:
-            start_s = max(start_s, (groups[index - 1].end_s + group.start_s) / 2)
+        before_s = groups[index - 1].end_s if index > 0 else previous_end_s
+        if before_s is not None:
+            start_s = max(start_s, (before_s + group.start_s) / 2)
         if index + 1 < len(groups):
             end_s = min(end_s, (group.end_s + groups[index + 1].start_s) / 2)
         padded.append(Span(start_s, end_s))
@@ -243,7 +267,7 @@ def segment_audio(audio: Audio, detector: SpeechDetector, params: VadParams) -> 
         duration_s=audio.duration_s,
         probabilities=probabilities,
     )
-    return _cut(audio, merged)
+    return cut_segments(audio, merged)
 
 
 def fixed_windows(audio: Audio, max_segment_s: float) -> list[Segment]:
@@ -253,20 +277,24 @@ def fixed_windows(audio: Audio, max_segment_s: float) -> list[Segment]:
         Span(start / SAMPLE_RATE_HZ, min(start + window, len(audio.samples)) / SAMPLE_RATE_HZ)
         for start in range(0, len(audio.samples), window)
     ]
-    return _cut(audio, spans)
+    return cut_segments(audio, spans)
 
 
-def _cut(audio: Audio, spans: Sequence[Span]) -> list[Segment]:
+def cut_segments(
+    audio: Audio, spans: Sequence[Span], *, first_index: int = 0, offset: int = 0
+) -> list[Segment]:
+    """Segments for `spans` (seconds in the file), numbered from `first_index`; `audio` holds
+    the file's samples from sample `offset` on. Samples are views of `audio`."""
     segments = []
-    for index, span in enumerate(spans):
+    for index, span in enumerate(spans, start=first_index):
         start = round(span.start_s * SAMPLE_RATE_HZ)
-        end = min(round(span.end_s * SAMPLE_RATE_HZ), len(audio.samples))
+        end = min(round(span.end_s * SAMPLE_RATE_HZ), offset + len(audio.samples))
         segments.append(
             Segment(
                 index=index,
                 start_s=start / SAMPLE_RATE_HZ,
                 end_s=end / SAMPLE_RATE_HZ,
-                samples=audio.samples[start:end],
+                samples=audio.samples[start - offset : end - offset],
             )
         )
     return segments

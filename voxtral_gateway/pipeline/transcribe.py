@@ -1,15 +1,17 @@
 """Fan segments out to the engines and hand results back in file order.
 
 Concurrency is bounded twice: per request (one long file cannot take every slot) and
-globally (the shared semaphore sized like the connection pool). Cancelling the consumer
-(a client that disconnected) cancels every in-flight upstream call: the TaskGroup owns them.
+globally (the shared semaphore sized like the connection pool). Segments are pulled from
+their source only when a request slot is free, so a long file is decoded no faster than the
+engines take it. Cancelling the consumer (a client that disconnected) cancels every
+in-flight upstream call: the TaskGroup owns them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from voxtral_gateway.pipeline.records import Segment, SegmentResult
@@ -39,7 +41,7 @@ class DecodingOptions:
 
 
 async def transcribe_segments(
-    segments: Sequence[Segment],
+    segments: AsyncIterable[Segment] | Iterable[Segment],
     upstream: UpstreamPool,
     *,
     budget: TokenBudget,
@@ -48,32 +50,50 @@ async def transcribe_segments(
     global_slots: asyncio.Semaphore,
 ) -> AsyncIterator[SegmentResult]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line."""
-    if not segments:
-        return
+    source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
     request_slots = asyncio.Semaphore(per_request_limit)
 
     async def _run(segment: Segment) -> SegmentResult:
-        async with request_slots, global_slots:
-            text = await upstream.transcribe(
-                UpstreamRequest(
-                    samples=segment.samples,
-                    max_output_tokens=budget.for_duration(segment.duration_s),
-                    language=options.language,
-                    prompt=options.prompt,
-                    temperature=options.temperature,
+        try:
+            async with global_slots:
+                text = await upstream.transcribe(
+                    UpstreamRequest(
+                        samples=segment.samples,
+                        max_output_tokens=budget.for_duration(segment.duration_s),
+                        language=options.language,
+                        prompt=options.prompt,
+                        temperature=options.temperature,
+                    )
                 )
-            )
+        finally:
+            request_slots.release()
         return SegmentResult(segment.index, segment.start_s, segment.end_s, text.strip())
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_run(segment)) for segment in segments]
-            for task in tasks:
+            started: asyncio.Queue[asyncio.Task[SegmentResult] | None] = asyncio.Queue()
+
+            async def _start_each() -> None:
+                while True:
+                    await request_slots.acquire()
+                    segment = await anext(source, None)
+                    if segment is None:
+                        started.put_nowait(None)
+                        return
+                    started.put_nowait(group.create_task(_run(segment)))
+
+            group.create_task(_start_each())
+            while (task := await started.get()) is not None:
                 yield await task
     except BaseExceptionGroup as group_error:
         # Report the first real failure, not a group: the error handlers map single errors.
         raise _first_leaf(group_error) from None
+
+
+async def _async(items: Iterable[Segment]) -> AsyncIterator[Segment]:
+    for item in items:
+        yield item
 
 
 def _first_leaf(group_error: BaseExceptionGroup) -> BaseException:

@@ -131,8 +131,7 @@ async def create_transcription(
         params = ingested.params
         response_format = params.response_format
         options = options_from(params, settings.vad.enabled)
-        prepared = await runtime.prepare(ingested.data, options)
-        ticket.hold(prepared.audio.duration_s, len(prepared.segments))
+        prepared = await runtime.prepare(ingested.source, options, ticket.add_batch)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
             streaming = True
@@ -142,13 +141,15 @@ async def create_transcription(
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "Server-Timing": server_timing(timing)},
                 # Released by the stream's end too; this covers a stream that never started.
-                background=BackgroundTask(ticket.release),
+                background=BackgroundTask(_finish, request, ticket),
             )
         engine_started = time.perf_counter()
         transcript = await _cancel_on_disconnect(
             request, _collect(runtime, prepared, options, ticket)
         )
         timing["engine"] = time.perf_counter() - engine_started
+        # A long file's later chunks were decoded while `engine` ran: count them too.
+        timing.update(decode=prepared.decode_s, vad=prepared.vad_s)
         body = render_transcript(transcript, params.response_format)
         metrics.requests.labels("200", response_format).inc()
         timing["total"] = time.perf_counter() - started
@@ -166,8 +167,14 @@ async def create_transcription(
         if ticket is not None:
             metrics.in_flight_requests.dec()
             if not streaming:
-                ticket.release()
+                await _finish(request, ticket)
         metrics.request_seconds.observe(time.perf_counter() - started)
+
+
+async def _finish(request: Request, ticket: Ticket) -> None:
+    """Give the request's load back and delete its spooled upload."""
+    ticket.release()
+    await request.close()
 
 
 async def _collect(
@@ -189,7 +196,6 @@ async def _stream_events(
 ) -> AsyncIterator[str]:
     """Deltas in file order as segments finish; failures after the 200 become an error event."""
     results: list[SegmentResult] = []
-    count = len(prepared.segments)
     try:
         async for result in _until_client_leaves(
             request, runtime.segment_results(prepared, options)
@@ -200,7 +206,7 @@ async def _stream_events(
             if text:
                 # Deltas concatenate to the done text: all but the first start with a space.
                 prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
-                yield delta_event(result, text=prefix + text, segment_count=count)
+                yield delta_event(result, text=prefix + text, segment_count=prepared.segment_count)
         yield done_event(runtime.finish(prepared, results, options))
     except ClientDisconnectedError:
         logger.info(

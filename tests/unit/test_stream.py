@@ -1,0 +1,116 @@
+"""Chunked decode -> VAD -> segments (pipeline/stream.py) on real espeak-ng speech files:
+the same segments as the whole-file path, with memory bounded by the chunk, not the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.fixtures.audio import AudioClip
+from voxtral_gateway.pipeline.decode import decode_audio, decode_blocks
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment
+from voxtral_gateway.pipeline.segment import fixed_windows, segment_audio, vad_params
+from voxtral_gateway.pipeline.stream import (
+    FixedWindowSegmenter,
+    Segmenter,
+    VadSegmenter,
+    segment_stream,
+)
+from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
+from voxtral_gateway.settings import LimitSettings, VadSettings
+
+CHUNK_S = 60.0
+WARMUP_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def detector() -> SpeechDetector:
+    return load_detector(VadSettings())
+
+
+def _stream(data: bytes, segmenter: Segmenter, chunk_s: float) -> tuple[list[Segment], list]:
+    """Decode `data` block by block through `segmenter`: (all segments, the batches)."""
+    batches = list(segment_stream(decode_blocks(data, LimitSettings()), segmenter, chunk_s=chunk_s))
+    return [s for b in batches for s in b.segments], batches
+
+
+def test_a_file_within_one_chunk_is_segmented_exactly_as_a_whole(
+    speech_60s: AudioClip, detector: SpeechDetector
+) -> None:
+    data = speech_60s.read_bytes()
+    params = vad_params(VadSettings())
+    whole = segment_audio(decode_audio(data, LimitSettings()), detector, params)
+    streamed, batches = _stream(
+        data, VadSegmenter(detector, params, warmup_s=WARMUP_S), chunk_s=120.0
+    )
+    assert len(batches) == 1 and batches[0].last
+    assert [(s.index, s.start_s, s.end_s) for s in streamed] == [
+        (s.index, s.start_s, s.end_s) for s in whole
+    ]
+    for ours, theirs in zip(streamed, whole, strict=True):
+        np.testing.assert_array_equal(ours.samples, theirs.samples)
+
+
+def test_a_long_file_in_chunks_gives_the_whole_file_segments_in_bounded_memory(
+    speech_10min: AudioClip, detector: SpeechDetector
+) -> None:
+    samples, rate = sf.read(speech_10min.path, dtype="float32")
+    assert rate == SAMPLE_RATE_HZ
+    audio = Audio(samples)
+    params = vad_params(VadSettings())
+    whole = segment_audio(audio, detector, params)
+    segmenter = VadSegmenter(detector, params, warmup_s=WARMUP_S)
+    peak_retained = 0
+    streamed: list[Segment] = []
+    blocks = iter(np.array_split(samples, len(samples) // 65_536))
+    batches = 0
+    for batch in segment_stream(blocks, segmenter, chunk_s=CHUNK_S):
+        batches += 1
+        streamed += batch.segments
+        peak_retained = max(peak_retained, segmenter.retained_samples)
+
+    assert batches >= 10 and len(whole) >= 20
+    # Segments are handed on chunk by chunk, not all at the end.
+    assert [s.index for s in streamed] == list(range(len(streamed)))
+    assert len(streamed) == len(whole)
+    for ours, theirs in zip(streamed, whole, strict=True):
+        assert abs(ours.start_s - theirs.start_s) <= 0.1, (ours.index, ours.start_s, theirs.start_s)
+        assert abs(ours.end_s - theirs.end_s) <= 0.1, (ours.index, ours.end_s, theirs.end_s)
+        start = round(ours.start_s * SAMPLE_RATE_HZ)
+        np.testing.assert_array_equal(ours.samples, samples[start : start + len(ours.samples)])
+    # Memory: the chunk, its VAD warm-up and two windows of unfinished speech, not 10 minutes.
+    bound_s = CHUNK_S + WARMUP_S + 2 * params.max_segment_s + 65_536 / SAMPLE_RATE_HZ
+    assert peak_retained / SAMPLE_RATE_HZ <= bound_s, peak_retained / SAMPLE_RATE_HZ
+    assert peak_retained < len(samples) / 3
+
+
+def test_long_silence_keeps_nothing_and_finds_nothing(detector: SpeechDetector) -> None:
+    rng = np.random.default_rng(0)
+    hiss = (rng.standard_normal(300 * SAMPLE_RATE_HZ) * 0.003).astype(np.float32)
+    segmenter = VadSegmenter(detector, vad_params(VadSettings()), warmup_s=WARMUP_S)
+    blocks = iter(np.array_split(hiss, 300))
+    peak = 0
+    for batch in segment_stream(blocks, segmenter, chunk_s=CHUNK_S):
+        assert batch.segments == []
+        peak = max(peak, segmenter.retained_samples)
+    assert peak / SAMPLE_RATE_HZ <= CHUNK_S + WARMUP_S + 5
+
+
+def test_vad_off_windows_match_the_whole_file_cut(speech_60s: AudioClip) -> None:
+    data = speech_60s.read_bytes()
+    whole = fixed_windows(decode_audio(data, LimitSettings()), 25.0)
+    streamed, batches = _stream(data, FixedWindowSegmenter(25.0), chunk_s=20.0)
+    assert len(batches) >= 3
+    assert [(s.index, s.start_s, s.end_s) for s in streamed] == [
+        (s.index, s.start_s, s.end_s) for s in whole
+    ]
+    for ours, theirs in zip(streamed, whole, strict=True):
+        np.testing.assert_array_equal(ours.samples, theirs.samples)
+
+
+def test_batches_account_for_every_decoded_second(speech_60s: AudioClip) -> None:
+    _, batches = _stream(speech_60s.read_bytes(), FixedWindowSegmenter(30.0), chunk_s=10.0)
+    assert batches[-1].last and not any(b.last for b in batches[:-1])
+    assert sum(b.added_s for b in batches) == pytest.approx(batches[-1].decoded_s)
+    assert batches[-1].decoded_s == pytest.approx(speech_60s.duration_s, abs=1e-3)
