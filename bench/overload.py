@@ -8,10 +8,11 @@ cannot set it, only record it and the peak voxtral_in_flight_requests it sees on
 Unloaded phase: 1 client, 3 warm-ups then --unloaded-requests back to back. Overload phase:
 --clients closed loops (default 10x capacity) for --seconds, each retrying 50 ms after a 429.
 Meanwhile the RSS of the process tree at --gateway-pid is sampled every 0.1 s; afterwards the
-admission gauges on /metrics must read 0. The clients run in this process (pin it with taskset
-to cores of its own); "client CPU" near 100 % of one core means the load generator, not the
-gateway, set the pace. Writes DIR/results.json and DIR/results.md, prints one summary line,
-asserts nothing: judge the numbers.
+admission gauges on /metrics must read 0. The overload clients run in --client-processes
+processes (default: one per CPU this process may use; pin it with taskset to cores of its own),
+each with its own event loop; "client CPU" near 100 % of a core per process means the load
+generator, not the gateway, set the pace. Writes DIR/results.json and DIR/results.md, prints
+one summary line, asserts nothing: judge the numbers.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from bench.client import TRANSCRIPTIONS_PATH, api_base
 from bench.overload_client import (
@@ -38,16 +38,11 @@ from bench.overload_client import (
     RssSampler,
     encode_form,
     gauge,
-    overload,
+    overload_processes,
     unloaded,
 )
 from bench.report import describe_machine
 from bench.stats import distribution, ratio
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def _seconds(outcomes: list[Outcome], status: int) -> list[float]:
@@ -65,24 +60,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model or httpx.get(base + "/v1/models", trust_env=False).json()["data"][0]["id"]
     body, content_type = encode_form(args.clip.read_bytes(), model)
     clients = args.clients or 10 * args.capacity
+    processes = min(args.client_processes or len(os.sched_getaffinity(0)), clients)
     gateway = GatewayProcess(args.gateway_pid)
-    me = psutil.Process()
 
     cpu_start_s = gateway.cpu_s()
     baseline = asyncio.run(unloaded(url, body, content_type, args.unloaded_requests))
     cpu_per_admitted_s = (gateway.cpu_s() - cpu_start_s) / (args.unloaded_requests + WARMUP)
 
     rss_before_mb = gateway.rss_mb()
-    cpu_before_s, client_cpu_before_s = gateway.cpu_s(), _cpu_s(me)
+    cpu_before_s = gateway.cpu_s()
     sampler = RssSampler(gateway, metrics_url)
     sampler.start()
-    started = time.monotonic()
-    outcomes = asyncio.run(overload(url, body, content_type, clients, args.seconds))
-    wall_s = time.monotonic() - started
+    outcomes, wall_s, client_cpu_s = overload_processes(
+        url, body, content_type, clients, args.seconds, processes
+    )
     sampler.stop_event.set()
     sampler.join()
     cpu_overload_s = gateway.cpu_s() - cpu_before_s
-    client_cpu_s = _cpu_s(me) - client_cpu_before_s
 
     try:
         metrics = httpx.get(metrics_url, trust_env=False, timeout=10).text
@@ -125,6 +119,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "per_admitted": round(1000 * cpu_per_admitted_s, 3),
             "per_429": per_429_ms,
         },
+        "client_processes": processes,
+        # Summed over the client processes: up to 100 % x client_processes.
         "client_cpu_percent_of_one_core": round(100 * client_cpu_s / wall_s, 1),
         "gauges_after": {name: gauge(metrics, name) for name in ADMISSION_GAUGES},
     }
@@ -149,7 +145,8 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['gateway_cpu_ms']['per_admitted']:.1f} ms per admitted, "
         f"{_f(r['gateway_cpu_ms']['per_429'], '.2f')} ms per 429; gauges after {gauges}; "
         f"peak in-flight seen {_f(r['peak_in_flight_seen'], 'g')}; client CPU "
-        f"{r['client_cpu_percent_of_one_core']:.0f} % of a core"
+        f"{r['client_cpu_percent_of_one_core']:.0f} % of a core over "
+        f"{r['client_processes']} processes"
     )
 
 
@@ -187,7 +184,8 @@ def render(r: dict[str, Any], command: str, machine: dict[str, Any], notes: list
         "",
         f"p99 within 2x of unloaded: {within}. Admission gauges after the run: "
         + ", ".join(f"{k} {_f(v, 'g')}" for k, v in r["gauges_after"].items())
-        + f". Client CPU: {r['client_cpu_percent_of_one_core']:.0f} % of one core.",
+        + f". Client CPU: {r['client_cpu_percent_of_one_core']:.0f} % of one core, summed over "
+        f"{r['client_processes']} client processes.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -205,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--capacity", type=int, required=True, help="= the gateway's VOXTRAL_MAX_IN_FLIGHT_REQUESTS"
     )
     parser.add_argument("--clients", type=int, default=None, help="default: 10 x capacity")
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=None,
+        help="overload client processes; default: CPUs this process may use, at most --clients",
+    )
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--unloaded-requests", type=int, default=40)
     parser.add_argument("--model", default=None, help="default: the gateway's first model")

@@ -5,21 +5,25 @@ tests/reliability/test_overload.py.
     python -m bench.overload_client overload URL BODY CONTENT_TYPE CLIENTS SECONDS
 
 `unloaded` is the baseline (one client, back to back, after 3 warm-ups); `overload` runs
-CLIENTS closed loops, each retrying 50 ms after a 429. Run as a module, the clients are their
-own process at nice 19 and print one JSON list of [status, seconds] per request: real clients
-sit on other machines, and on one small box (the 2-core CI machine) the next best thing is a
-process the kernel serves only after the gateway and the engine.
+CLIENTS closed loops, each retrying 50 ms after a 429 (`overload_processes` spreads them over
+several processes for bench/overload.py). Run as a module, the clients are their own process
+at nice 19 and print one JSON list of [status, seconds] per request: real clients sit on other
+machines, and on one small box (the 2-core CI machine) the next best thing is a process the
+kernel serves only after the gateway and the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing as mp
 import os
 import re
 import sys
 import threading
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import httpx
@@ -83,6 +87,54 @@ async def overload(
 
         await asyncio.gather(*(_loop() for _ in range(clients)))
     return outcomes
+
+
+def overload_share(
+    barrier: Barrier,
+    results: Queue[tuple[list[Outcome], float]],
+    url: str,
+    body: bytes,
+    content_type: str,
+    clients: int,
+    seconds: float,
+) -> None:
+    """One client process of `overload_processes`: its share of the loops, started once every
+    process is up (the barrier), so spawn and import time is neither load nor latency."""
+    barrier.wait(timeout=120)  # an orphan gives up rather than hangs
+    cpu_start_s = time.process_time()
+    outcomes = asyncio.run(overload(url, body, content_type, clients, seconds))
+    results.put((outcomes, time.process_time() - cpu_start_s))
+
+
+def overload_processes(
+    url: str, body: bytes, content_type: str, clients: int, seconds: float, processes: int
+) -> tuple[list[Outcome], float, float]:
+    """`overload` spread over `processes` processes, each with its own event loop: one loop
+    saturates a core at ~250 requests/s of 200 KB and its own delay then inflates latencies.
+    Returns the outcomes, the wall seconds and the client CPU seconds summed over processes."""
+    ctx = mp.get_context("spawn")  # no forked copy of the parent's threads or sockets
+    barrier = ctx.Barrier(processes + 1)
+    results: Queue[tuple[list[Outcome], float]] = ctx.Queue()
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    children = [
+        ctx.Process(
+            target=overload_share,
+            args=(barrier, results, url, body, content_type, share, seconds),
+            daemon=True,
+        )
+        for share in shares
+    ]
+    for child in children:
+        child.start()
+    barrier.wait(timeout=120)  # a child that died starting up: BrokenBarrierError, no hang
+    started = time.monotonic()
+    # Drain before join: a child blocks on exit until its queued result is read.
+    done = [results.get(timeout=seconds + 300) for _ in children]
+    wall_s = time.monotonic() - started
+    for child in children:
+        child.join()
+    outcomes = [outcome for share_outcomes, _ in done for outcome in share_outcomes]
+    return outcomes, wall_s, sum(cpu_s for _, cpu_s in done)
 
 
 def gauge(metrics_text: str, name: str) -> float | None:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 
 from voxtral_gateway import __version__
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def create_app(
     settings: Settings,
     *,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: aiohttp.ClientSession | None = None,
     detector: SpeechDetector | None = None,
 ) -> FastAPI:
     """Build the gateway. Tests may pass their own HTTP client or VAD detector."""

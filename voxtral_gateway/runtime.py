@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
@@ -191,15 +191,13 @@ class Runtime:
             yield result
 
 
-def build_http_client(settings: Settings) -> httpx.AsyncClient:
-    """One pool for all engines, sized to the global segment limit so nothing queues in httpx."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            settings.segment_timeout_s, connect=settings.upstream_connect_timeout_s
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.max_segments_in_flight,
-            max_keepalive_connections=settings.max_segments_in_flight,
+def build_http_client(settings: Settings) -> aiohttp.ClientSession:
+    """One pool for all engines, sized to the global segment limit so nothing queues in it.
+    Call inside the running event loop."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.max_segments_in_flight, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(
+            total=settings.segment_timeout_s, connect=settings.upstream_connect_timeout_s
         ),
         # Engines are named by the operator; never let client-side proxy env vars reroute them.
         trust_env=False,
@@ -210,7 +208,7 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
 async def open_runtime(
     settings: Settings,
     *,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: aiohttp.ClientSession | None = None,
     detector: SpeechDetector | None = None,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Runtime]:
@@ -234,4 +232,4 @@ async def open_runtime(
         )
     finally:
         if owns_client:
-            await client.aclose()
+            await client.close()

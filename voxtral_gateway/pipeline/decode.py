@@ -82,7 +82,7 @@ def _open_plain_wav(file: BinaryIO, limits: LimitSettings) -> wave.Wave_read | N
     file.seek(0)
     try:
         wav = wave.open(file)  # noqa: SIM115 - holds the caller's file, which it never closes
-    except (wave.Error, EOFError, ValueError):  # float, extensible, broken: soundfile decides
+    except Exception:  # float, extensible, broken (wave raises several kinds): soundfile decides
         file.seek(0)
         return None
     shape = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())

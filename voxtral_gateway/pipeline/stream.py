@@ -2,15 +2,16 @@
 
 `segment_stream` takes the decoder's blocks and, each time `chunk_s` of new audio has
 arrived (and at the end), runs VAD over it and hands on every segment that audio still to
-come can no longer change. It keeps only the audio from the first unfinished segment or the
-VAD warm-up, whichever starts earlier: about `chunk_s + warmup_s + 2 windows`, whatever the
-file's length. A file no longer than one chunk gets one VAD call over all of it, which is
-exactly `segment_audio`.
+come can no longer change. It keeps only the audio from the first unfinished segment (or the
+VAD warm-up, if earlier): about `chunk_s + 2 windows`, whatever the file's length. A file no
+longer than one chunk gets one VAD call over all of it, which is exactly `segment_audio`.
 
-Later chunks run VAD over `warmup_s` of the audio before them too, so Silero's LSTM state has
-converged when the chunk begins (as the batched detector's parallel streams do). Segmentation
-restarts after the last finished segment, in the pause that ended it, where Silero's
-hysteresis has already reset: the groups, cuts and padding come out as for the whole file.
+The batched detector carries its LSTM state from chunk to chunk (`SileroStream`), so the
+probabilities are exactly those of one pass over the whole file. Another detector runs each
+chunk with `warmup_s` of the audio before it, so Silero's state has converged when the chunk
+begins (as the batched detector's parallel streams do). Segmentation restarts after the last
+finished segment, in the pause that ended it, where Silero's hysteresis has already reset:
+the groups, cuts and padding come out as for the whole file.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ from voxtral_gateway.pipeline.segment import (
     pad_groups,
     speech_room_s,
 )
-from voxtral_gateway.pipeline.vad import FRAME_S, FRAME_SAMPLES, SpeechDetector
+from voxtral_gateway.pipeline.vad import (
+    FRAME_S,
+    FRAME_SAMPLES,
+    BatchedSileroDetector,
+    SpeechDetector,
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,8 @@ class VadSegmenter:
         # A group is final once its window, a following cut's window and the pause that closes
         # a span all lie in analysed audio: later probabilities cannot reach it.
         self._settle_s = 2 * limit_s + params.min_silence_ms / 1000 + 2 * FRAME_S
-        self._warmup_frames = math.ceil(warmup_s / FRAME_S)
+        self._stream = detector.stream() if isinstance(detector, BatchedSileroDetector) else None
+        self._warmup_frames = 0 if self._stream else math.ceil(warmup_s / FRAME_S)
         self._audio = _Buffer()
         self._probabilities = np.zeros(0, dtype=np.float32)  # from frame `_origin` on
         self._analysed = 0  # frames with a probability
@@ -204,7 +211,10 @@ class VadSegmenter:
             context * FRAME_SAMPLES - self._audio.start : end_frame * FRAME_SAMPLES
             - self._audio.start
         ]
-        new = self._detector.frame_probabilities(samples)[self._analysed - context :]
+        if self._stream is not None and not (last and self._analysed == 0):
+            new = self._stream.probabilities(samples)
+        else:  # a file in one piece (same values, one frame less), or warm-up per chunk
+            new = self._detector.frame_probabilities(samples)[self._analysed - context :]
         self._probabilities = np.concatenate([self._probabilities, new])
         self._analysed = end_frame
 

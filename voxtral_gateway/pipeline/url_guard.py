@@ -115,7 +115,11 @@ def check_url_syntax(url: httpx.URL, settings: FetchSettings) -> tuple[str, int]
         raise UrlRejectedError(f"Only {names} URLs may be fetched.", param="file_url")
     if url.userinfo:
         raise UrlRejectedError("URLs with credentials (user@host) are refused.", param="file_url")
-    host = url.raw_host.decode("ascii", errors="replace").lower()
+    try:
+        # httpx parses some hosts it cannot IDNA-encode (e.g. with U+3002 as a label dot).
+        host = url.raw_host.decode("ascii", errors="replace").lower()
+    except UnicodeError as exc:
+        raise UrlRejectedError("The URL's host name is not valid.", param="file_url") from exc
     if not host:
         raise UrlRejectedError("The URL has no host.", param="file_url")
     port = url.port if url.port is not None else _DEFAULT_PORTS[url.scheme]

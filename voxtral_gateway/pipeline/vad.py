@@ -254,6 +254,23 @@ class BatchedSileroDetector:
         torch.addmm(w.conv4_bias, torch.relu_(z), w.conv4[1], out=out)
         torch.relu_(out)
 
+    def stream(self) -> SileroStream:
+        """Probabilities for one file handed over a piece at a time (see SileroStream)."""
+        return SileroStream(self)
+
+    def _logits(
+        self, features: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One LSTM stream over features [n, 128] from `state`: (logit per frame, new state)."""
+        w = self._weights
+        logits = torch.empty(1, len(features))
+        for first in range(0, len(features), self._block_frames):
+            last = min(first + self._block_frames, len(features))
+            hidden, state = w.lstm(features[first:last].unsqueeze(0), state)
+            torch.matmul(torch.relu_(hidden), w.head, out=logits[:, first:last])
+        assert state is not None
+        return logits[0] + w.head_bias, state
+
     def _streams_for(self, frame_count: int) -> tuple[int, int]:
         """(streams, frames per stream) for a file of frame_count frames.
 
@@ -288,6 +305,33 @@ class BatchedSileroDetector:
             torch.matmul(torch.relu_(hidden), w.head, out=logits[:, first:last])
         logits += w.head_bias
         return torch.cat([logits[0, :block], logits[1:, warmup:].reshape(-1)])
+
+
+class SileroStream:
+    """One file's speech probabilities, a piece at a time, with the LSTM state and the 64
+    samples of context carried from piece to piece: the values one single-stream call over
+    the whole file gives, with no warm-up to recompute. Every piece but the last must be a
+    whole number of frames."""
+
+    def __init__(self, detector: BatchedSileroDetector) -> None:
+        self._detector = detector
+        self._state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._context = np.zeros(_CONTEXT_SAMPLES, dtype=np.float32)
+
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        samples = _check_input(samples, SAMPLE_RATE_HZ)
+        frame_count = -(-len(samples) // FRAME_SAMPLES)
+        if frame_count == 0:
+            return np.zeros(0, dtype=np.float32)
+        # A dummy frame ahead whose last 64 samples are the context of the piece's first frame.
+        lead = np.zeros(FRAME_SAMPLES - _CONTEXT_SAMPLES, dtype=np.float32)
+        audio = torch.from_numpy(np.concatenate([lead, self._context, samples]))
+        with torch.inference_mode():
+            features = self._detector._features(audio, frame_count + 1)[1:]
+            logits, self._state = self._detector._logits(features, self._state)
+            probabilities = torch.sigmoid(logits).numpy()
+        self._context = np.concatenate([self._context, samples])[-_CONTEXT_SAMPLES:].copy()
+        return probabilities
 
 
 def _block_samples(audio: torch.Tensor, first_frame: int, count: int) -> torch.Tensor:
