@@ -49,6 +49,8 @@ class Ticket:
             return
         self.released = True
         self.admission.in_flight_audio_s -= self.audio_s
+        if abs(self.admission.in_flight_audio_s) < 1e-6:  # float dust of many adds, not a leak
+            self.admission.in_flight_audio_s = 0.0
         self.admission.pending_segments -= self.segments
         self.audio_s, self.segments = 0.0, 0
         self.admission.in_flight_requests -= 1
