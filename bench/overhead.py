@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.client import TRANSCRIPTIONS_PATH, api_base
 from bench.corpus import SAMPLE_RATE_HZ, SENTENCES, synthesize, write_wav
-from bench.report import describe_machine
+from bench.report import describe_machine, markdown_header
 
 RESULTS_DIR = Path(__file__).parent / "results"
 _GAP_S = 0.15  # between sentences: short enough that VAD never splits or trims the clip
@@ -166,16 +166,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def render(result: dict[str, Any], command: str, machine: dict[str, Any], notes: list[str]) -> str:
     timing = result["gateway_server_timing_p50_ms"]
     lines = [
-        "# Gateway overhead on a short clip (`bench/overhead.py`)",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"Machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
-        f"load average {machine.get('load_average_1_5_15')}, GPUs {machine.get('gpus') or 'none'}.",
-        *notes,
-        "",
+        *markdown_header(
+            "Gateway overhead on a short clip (`bench/overhead.py`)", command, machine, notes
+        ),
         f"Clip: {result['clip_s']} s of speech edge to edge (one VAD segment, the whole clip); "
         f"{result['pairs']} pairs, max_completion_tokens {result['max_completion_tokens']} both "
         f"ways; identical text in {result['same_text_pairs']} of {result['pairs']} pairs.",

@@ -41,7 +41,7 @@ from bench.overload_client import (
     overload_processes,
     unloaded,
 )
-from bench.report import describe_machine
+from bench.report import describe_machine, markdown_header
 from bench.stats import distribution, ratio
 
 
@@ -156,16 +156,7 @@ def render(r: dict[str, Any], command: str, machine: dict[str, Any], notes: list
     ratio_text = _f(r["p99_ratio"], ".2f")
     within = "yes" if r["p99_ratio"] is not None and r["p99_ratio"] <= 2 else "no"
     lines = [
-        "# 10x overload (`bench/overload.py`)",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"Machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
-        f"load average {machine.get('load_average_1_5_15')}, GPUs {machine.get('gpus') or 'none'}.",
-        *notes,
-        "",
+        *markdown_header("10x overload (`bench/overload.py`)", command, machine, notes),
         f"Capacity {r['capacity']} (the gateway's VOXTRAL_MAX_IN_FLIGHT_REQUESTS, as given; peak "
         f"voxtral_in_flight_requests seen: {_f(r['peak_in_flight_seen'], 'g')}), "
         f"{r['clients']} closed-loop clients for {r['seconds']:g} s, model {r['model']}. "

@@ -51,6 +51,24 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def markdown_header(
+    title: str, command: str, machine: dict[str, Any], notes: Sequence[str]
+) -> list[str]:
+    """A small bench's results.md opening: title, the exact command, machine, notes."""
+    return [
+        f"# {title}",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
+        f"load average {machine.get('load_average_1_5_15')}, GPUs {machine.get('gpus') or 'none'}.",
+        *notes,
+        "",
+    ]
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
