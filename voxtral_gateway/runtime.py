@@ -11,6 +11,7 @@ in one step), later chunks while earlier segments are already with the engine.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -62,7 +63,7 @@ class PreparedAudio:
         self, batches: Iterator[Batch], first: Batch, on_batch: list[Callable[[Batch], None]]
     ) -> None:
         self._batches = batches
-        self._ready: list[Segment] = []
+        self._ready: collections.deque[Segment] = collections.deque()
         self._on_batch = on_batch
         self.duration_s = 0.0
         self.decode_s = 0.0
@@ -70,10 +71,6 @@ class PreparedAudio:
         self.segment_count = 0
         self.done = False
         self._take(first)
-
-    def watch(self, callback: Callable[[Batch], None]) -> None:
-        """Call `callback` for every chunk from now on."""
-        self._on_batch.append(callback)
 
     def _take(self, batch: Batch) -> None:
         self._ready.extend(batch.segments)
@@ -89,7 +86,7 @@ class PreparedAudio:
         while True:
             while self._ready:
                 # Popped, not kept: a finished segment's samples must not outlive its call.
-                yield self._ready.pop(0)
+                yield self._ready.popleft()
             if self.done:
                 return
             self._take(await asyncio.to_thread(next, self._batches))
