@@ -41,7 +41,7 @@ class VadSettings(BaseModel):
     exactly like the stock loop."""
     threads: int = Field(1, ge=1)
     """Torch intra-op threads per VAD call; 1 keeps one request's VAD on one core."""
-    chunk_s: float = Field(60.0, ge=10.0)
+    chunk_s: float = Field(30.0, ge=10.0)
     """Audio (seconds) decoded and segmented at a time. A longer file is handled chunk by
     chunk, its first segments sent upstream while the rest decodes, and its memory bounded by
     about `chunk_s + 2 * segment_max_s` of audio, whatever its length."""

@@ -169,7 +169,7 @@ class BatchedSileroDetector:
         *,
         streams: int = 8,
         warmup_frames: int = 2048,
-        block_frames: int = 1024,
+        block_frames: int = 512,
     ) -> None:
         self._weights = weights
         self._streams = streams
@@ -320,10 +320,14 @@ class SileroStream:
 
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         samples = _check_input(samples, SAMPLE_RATE_HZ)
+        # A block of frames at a time: the intermediates stay a few MB whatever the piece.
+        step = (self._detector._block_frames - 1) * FRAME_SAMPLES  # + the dummy = one block
+        parts = [self._block(samples[i : i + step]) for i in range(0, len(samples), step)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def _block(self, samples: np.ndarray) -> np.ndarray:
         frame_count = -(-len(samples) // FRAME_SAMPLES)
-        if frame_count == 0:
-            return np.zeros(0, dtype=np.float32)
-        # A dummy frame ahead whose last 64 samples are the context of the piece's first frame.
+        # A dummy frame ahead whose last 64 samples are the context of the block's first frame.
         lead = np.zeros(FRAME_SAMPLES - _CONTEXT_SAMPLES, dtype=np.float32)
         audio = torch.from_numpy(np.concatenate([lead, self._context, samples]))
         with torch.inference_mode():
