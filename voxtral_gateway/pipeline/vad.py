@@ -289,18 +289,17 @@ class BatchedSileroDetector:
         runs `warmup` frames long. Steps go in chunks with the state carried over, so only
         one chunk of LSTM output exists at a time.
         """
+        if streams == 1:
+            return self._logits(features[:block], None)[0]
         w = self._weights
-        warmup = self._warmup_frames if streams > 1 else 0
+        warmup = self._warmup_frames
         steps = block + warmup
         starts = (torch.arange(streams) * block - warmup).clamp(min=0).unsqueeze(1)
         logits = torch.empty(streams, steps)
         state = None
         for first in range(0, steps, self._block_frames):
             last = min(first + self._block_frames, steps)
-            if streams == 1:
-                inputs = features[first:last].unsqueeze(0)
-            else:
-                inputs = features[starts + torch.arange(first, last)]
+            inputs = features[starts + torch.arange(first, last)]
             hidden, state = w.lstm(inputs, state)  # [streams, last - first, 128]
             torch.matmul(torch.relu_(hidden), w.head, out=logits[:, first:last])
         logits += w.head_bias
