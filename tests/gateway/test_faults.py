@@ -127,7 +127,14 @@ def test_oversized_body_is_413_before_it_is_read(gateway_factory, http) -> None:
             b"Content-Type: multipart/form-data; boundary=abc\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        for _ in range(20):  # 20 kB of a body that would go on for ever
+        # A well-formed part header first: the multipart parser reads the body as it arrives,
+        # and a malformed start would be a 400 before the limit is reached.
+        preamble = (
+            b"--abc\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            b"Content-Type: audio/wav\r\n\r\n"
+        )
+        sock.sendall(b"%x\r\n%s\r\n" % (len(preamble), preamble))
+        for _ in range(20):  # 20 kB of a file part that would go on for ever
             sock.sendall(b"3e8\r\n" + b"x" * 1000 + b"\r\n")
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
