@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 from fractions import Fraction
 
 import av
@@ -111,9 +112,18 @@ def test_channel_and_rate_caps() -> None:
         decode_audio(CONTAINERS["wav-44k-stereo"](), LimitSettings(max_sample_rate_hz=16_000))
 
 
-def test_plain_pcm16_wav_decodes_exactly_as_libsndfile_does(monkeypatch) -> None:
+def _spooled(data: bytes, max_size: int) -> tempfile.SpooledTemporaryFile:
+    """An upload as starlette hands it over: a spooled file (mode "w+b"), on disk past max_size."""
+    file = tempfile.SpooledTemporaryFile(max_size=max_size)  # noqa: SIM115 - closed by the test
+    file.write(data)
+    file.seek(0)
+    return file
+
+
+@pytest.mark.parametrize("holder", ["bytes", "spooled-in-memory", "spooled-on-disk"])
+def test_plain_pcm16_wav_decodes_exactly_as_libsndfile_does(monkeypatch, holder) -> None:
     """The stdlib fast path for PCM16 mono 16 kHz WAV gives libsndfile's samples, bit for bit,
-    block by block; libsndfile itself is not used."""
+    block by block; libsndfile itself is not used, whether the WAV is bytes or an upload."""
     rng = np.random.default_rng(1)
     pcm = rng.integers(-32768, 32767, size=200_000, dtype=np.int16)
     buffer = io.BytesIO()
@@ -121,6 +131,12 @@ def test_plain_pcm16_wav_decodes_exactly_as_libsndfile_does(monkeypatch) -> None
     data = buffer.getvalue()
     expected, _ = sf.read(io.BytesIO(data), dtype="float32")
     monkeypatch.setattr(decode, "_decode_with_soundfile", None)  # would raise TypeError if called
-    blocks = list(decode_blocks(io.BytesIO(data), LimitSettings()))
+    sources = {
+        "bytes": io.BytesIO(data),
+        "spooled-in-memory": _spooled(data, max_size=len(data) + 1),
+        "spooled-on-disk": _spooled(data, max_size=1024),
+    }
+    with sources[holder] as source:
+        blocks = list(decode_blocks(source, LimitSettings()))
     assert len(blocks) > 1  # streamed, not read whole
     np.testing.assert_array_equal(np.concatenate(blocks), expected)

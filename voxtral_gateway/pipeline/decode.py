@@ -81,7 +81,9 @@ def _open_plain_wav(file: BinaryIO, limits: LimitSettings) -> wave.Wave_read | N
         return None
     file.seek(0)
     try:
-        wav = wave.open(file)  # noqa: SIM115 - holds the caller's file, which it never closes
+        # "rb" given: without it wave reads the file's own mode, and starlette's spooled
+        # upload says "w+b", which wave refuses (the upload would miss this path).
+        wav = wave.open(file, "rb")  # noqa: SIM115 - holds the caller's file, never closes it
     except Exception:  # float, extensible, broken (wave raises several kinds): soundfile decides
         file.seek(0)
         return None
