@@ -130,7 +130,7 @@ def test_oversized_body_is_413_before_it_is_read(gateway_factory, http) -> None:
         # A well-formed part header first: the multipart parser reads the body as it arrives,
         # and a malformed start would be a 400 before the limit is reached.
         preamble = (
-            b"--abc\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            b'--abc\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
             b"Content-Type: audio/wav\r\n\r\n"
         )
         sock.sendall(b"%x\r\n%s\r\n" % (len(preamble), preamble))
