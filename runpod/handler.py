@@ -166,14 +166,17 @@ async def _stream_events(
     prepared = await runtime.prepare(data, options)
     results: list[SegmentResult] = []
     has_text = False
-    async for result in runtime.segment_results(prepared, options):
-        results.append(result)
-        text = clean_text(result.text)
-        if not text:
-            continue
-        prefix = " " if has_text else ""
-        yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
-        has_text = True
+    try:
+        async for result in runtime.segment_results(prepared, options):
+            results.append(result)
+            text = clean_text(result.text)
+            if not text:
+                continue
+            prefix = " " if has_text else ""
+            yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
+            has_text = True
+    finally:
+        prepared.discard()  # a head-start call nobody took (the job was cancelled)
     yield done_payload(runtime.finish(prepared, results, options))
 
 

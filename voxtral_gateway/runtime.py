@@ -14,14 +14,16 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
+import numpy as np
 
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
+from voxtral_gateway.pipeline.head_start import HeadStart, drop
 from voxtral_gateway.pipeline.records import Segment, SegmentResult, Transcript
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stitch import stitch
@@ -32,7 +34,12 @@ from voxtral_gateway.pipeline.stream import (
     VadSegmenter,
     segment_stream,
 )
-from voxtral_gateway.pipeline.transcribe import DecodingOptions, TokenBudget, transcribe_segments
+from voxtral_gateway.pipeline.transcribe import (
+    DecodingOptions,
+    TokenBudget,
+    transcribe_samples,
+    transcribe_segments,
+)
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
 from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
@@ -60,9 +67,15 @@ class PreparedAudio:
     """
 
     def __init__(
-        self, batches: Iterator[Batch], first: Batch, on_batch: list[Callable[[Batch], None]]
+        self,
+        batches: Iterator[Batch],
+        first: Batch,
+        on_batch: list[Callable[[Batch], None]],
+        head_start: asyncio.Task[str] | None = None,
     ) -> None:
         self._batches = batches
+        self.head_start = head_start
+        """The engine's answer for the one segment, asked before VAD ran (head_start.py)."""
         self._ready: collections.deque[Segment] = collections.deque()
         self._on_batch = on_batch
         self.duration_s = 0.0
@@ -90,6 +103,11 @@ class PreparedAudio:
             if self.done:
                 return
             self._take(await asyncio.to_thread(next, self._batches))
+
+    def discard(self) -> None:
+        """The request is over: a head-start call nobody awaited stops."""
+        if self.head_start is not None and not self.head_start.done():
+            drop(self.head_start)
 
 
 @dataclass
@@ -125,11 +143,13 @@ class Runtime:
     ) -> PreparedAudio:
         """Decode and segment the first chunk off the event loop (all of a short file);
         `on_batch` sees that chunk and every later one. No segments means no speech."""
+        head_start = self._head_start(options) if options.use_vad else None
         if options.use_vad:
             segmenter: Segmenter = VadSegmenter(
                 self.detector,
                 vad_params(self.settings.vad, options.vad_overrides),
                 warmup_s=self.settings.vad.stream_warmup_s,
+                on_whole_file=head_start.offer if head_start else None,
             )
         else:
             segmenter = FixedWindowSegmenter(self.settings.vad.segment_max_s)
@@ -139,11 +159,47 @@ class Runtime:
             chunk_s=self.settings.vad.chunk_s,
         )
         # One thread hop for decode and VAD: each hop costs the event loop a wake-up (~0.1 ms).
-        first = await asyncio.to_thread(next, batches)
+        try:
+            first = await asyncio.to_thread(next, batches)
+        except BaseException:
+            if head_start is not None:
+                head_start.close()
+            raise
+        early = None
+        if head_start is not None and head_start.started:
+            early = head_start.settle(first.segments, whole_file=first.last)
+            self.metrics.head_starts.labels("used" if early else "cancelled").inc()
         callbacks = [lambda batch: self._observe(batch, options)]
         if on_batch is not None:
             callbacks.append(on_batch)
-        return PreparedAudio(batches, first, callbacks)
+        return PreparedAudio(batches, first, callbacks, early)
+
+    def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
+        settings = self.settings.head_start
+        if not settings.enabled or settings.max_busy_segments == 0:
+            return None
+        budget, decoding = self.budget(), self._decoding(options)
+
+        def launch(samples: np.ndarray) -> Awaitable[str]:
+            return transcribe_samples(
+                samples,
+                self.upstream,
+                budget=budget,
+                options=decoding,
+                global_slots=self.segment_slots,
+            )
+
+        return HeadStart(
+            settings,
+            launch,
+            busy_segments=lambda: self.admission.pending_segments,
+            loop=asyncio.get_running_loop(),
+        )
+
+    def _decoding(self, options: TranscriptionOptions) -> DecodingOptions:
+        return DecodingOptions(
+            options.language or self.settings.default_language, options.prompt, options.temperature
+        )
 
     def _observe(self, batch: Batch, options: TranscriptionOptions) -> None:
         self.metrics.decode_seconds.observe(batch.decode_s)
@@ -157,15 +213,13 @@ class Runtime:
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order; cancelling the iteration cancels the upstream calls."""
+        if prepared.head_start is not None:
+            return _head_start_result(prepared, prepared.head_start)
         return transcribe_segments(
             prepared.segments(),
             self.upstream,
             budget=self.budget(),
-            options=DecodingOptions(
-                options.language or self.settings.default_language,
-                options.prompt,
-                options.temperature,
-            ),
+            options=self._decoding(options),
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=self.segment_slots,
         )
@@ -177,15 +231,29 @@ class Runtime:
 
     async def transcribe(self, source: AudioSource, options: TranscriptionOptions) -> Transcript:
         prepared = await self.prepare(source, options)
-        results = [result async for result in self.segment_results(prepared, options)]
+        try:
+            results = [result async for result in self.segment_results(prepared, options)]
+        finally:
+            prepared.discard()
         return self.finish(prepared, results, options)
 
     async def stream_segments(
         self, source: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         prepared = await self.prepare(source, options)
-        async for result in self.segment_results(prepared, options):
-            yield result
+        try:
+            async for result in self.segment_results(prepared, options):
+                yield result
+        finally:
+            prepared.discard()
+
+
+async def _head_start_result(
+    prepared: PreparedAudio, answer: asyncio.Task[str]
+) -> AsyncIterator[SegmentResult]:
+    """The one segment's result from the call made before VAD (cancelled with the iteration)."""
+    async for segment in prepared.segments():
+        yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
 
 
 def build_http_client(settings: Settings) -> aiohttp.ClientSession:

@@ -47,6 +47,28 @@ class VadSettings(BaseModel):
     about `chunk_s + 2 * segment_max_s` of audio, whatever its length."""
 
 
+class HeadStartSettings(BaseModel):
+    """Short clips go to the engine whole while VAD runs; the answer is kept if VAD agrees.
+
+    VAD costs a few ms; on a clip that is speech from end to end it changes nothing (its one
+    segment is the clip), so the engine need not wait for it. If VAD finds no speech, or a
+    segment that leaves out more than `max_trim_s`, the call is cancelled and VAD's segments
+    are sent as usual (the engine then spent a few ms on a guess, hence the idle-only rule).
+    """
+
+    enabled: bool = True
+    """Start the whole-clip call while VAD runs (only for requests with VAD on)."""
+    max_clip_s: float = Field(30.0, gt=0.0)
+    """Longest clip (seconds) sent ahead of VAD; never more than one VAD window."""
+    max_trim_s: float = Field(1.0, ge=0.0)
+    """Most audio (seconds, both edges together) VAD may leave out for the answer to stand."""
+    max_busy_segments: int = Field(4, ge=0)
+    """Only while fewer segments than this are admitted gateway-wide: under load, a cancelled
+    guess would take engine time that queued work needs. 0 turns the head start off."""
+    min_peak: float = Field(1e-3, ge=0.0)
+    """Clips whose loudest sample is below this (-60 dBFS) are silence: never sent ahead."""
+
+
 class LimitSettings(BaseModel):
     """Hard limits on what a client may send, checked before the expensive step."""
 
@@ -192,6 +214,7 @@ class Settings(BaseSettings):
     reported_language: str = "en"
     """`language` reported in verbose_json when neither client nor settings name one."""
     vad: VadSettings = Field(default_factory=VadSettings)
+    head_start: HeadStartSettings = Field(default_factory=HeadStartSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)

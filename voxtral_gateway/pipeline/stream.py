@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -130,8 +130,18 @@ class _Buffer:
 class VadSegmenter:
     """Silero VAD segmentation, a chunk at a time (see the module docstring)."""
 
-    def __init__(self, detector: SpeechDetector, params: VadParams, *, warmup_s: float) -> None:
+    def __init__(
+        self,
+        detector: SpeechDetector,
+        params: VadParams,
+        *,
+        warmup_s: float,
+        on_whole_file: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """`on_whole_file` gets all the samples just before VAD runs, when the whole file
+        came in one chunk (never for a longer file)."""
         self._detector = detector
+        self._on_whole_file = on_whole_file
         self._params = params
         self._pad_s = params.speech_pad_ms / 1000
         limit_s = speech_room_s(params.max_segment_s, self._pad_s)
@@ -211,7 +221,10 @@ class VadSegmenter:
             context * FRAME_SAMPLES - self._audio.start : end_frame * FRAME_SAMPLES
             - self._audio.start
         ]
-        if self._stream is not None and not (last and self._analysed == 0):
+        whole_file = last and self._analysed == 0
+        if whole_file and self._on_whole_file is not None:
+            self._on_whole_file(samples)
+        if self._stream is not None and not whole_file:
             new = self._stream.probabilities(samples)
         else:  # a file in one piece (same values, one frame less), or warm-up per chunk
             new = self._detector.frame_probabilities(samples)[self._analysed - context :]

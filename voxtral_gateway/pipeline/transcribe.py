@@ -14,7 +14,9 @@ import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from voxtral_gateway.pipeline.records import Segment, SegmentResult
+import numpy as np
+
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult
 from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
 
 
@@ -55,19 +57,12 @@ async def transcribe_segments(
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
-            async with global_slots:
-                text = await upstream.transcribe(
-                    UpstreamRequest(
-                        samples=segment.samples,
-                        max_output_tokens=budget.for_duration(segment.duration_s),
-                        language=options.language,
-                        prompt=options.prompt,
-                        temperature=options.temperature,
-                    )
-                )
+            text = await transcribe_samples(
+                segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
+            )
         finally:
             request_slots.release()
-        return SegmentResult(segment.index, segment.start_s, segment.end_s, text.strip())
+        return SegmentResult(segment.index, segment.start_s, segment.end_s, text)
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
@@ -89,6 +84,28 @@ async def transcribe_segments(
     except BaseExceptionGroup as group_error:
         # Report the first real failure, not a group: the error handlers map single errors.
         raise _first_leaf(group_error) from None
+
+
+async def transcribe_samples(
+    samples: np.ndarray,
+    upstream: UpstreamPool,
+    *,
+    budget: TokenBudget,
+    options: DecodingOptions,
+    global_slots: asyncio.Semaphore,
+) -> str:
+    """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
+    async with global_slots:
+        text = await upstream.transcribe(
+            UpstreamRequest(
+                samples=samples,
+                max_output_tokens=budget.for_duration(len(samples) / SAMPLE_RATE_HZ),
+                language=options.language,
+                prompt=options.prompt,
+                temperature=options.temperature,
+            )
+        )
+    return text.strip()
 
 
 async def _async(items: Iterable[Segment]) -> AsyncIterator[Segment]:

@@ -122,6 +122,7 @@ async def create_transcription(
     response_format = "json"
     streaming = False
     ticket = None
+    prepared = None
     try:
         # Admission comes first: an overloaded gateway answers 429 before reading the body.
         ticket = runtime.admission.admit()
@@ -141,7 +142,7 @@ async def create_transcription(
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "Server-Timing": server_timing(timing)},
                 # Released by the stream's end too; this covers a stream that never started.
-                background=BackgroundTask(_finish, request, ticket),
+                background=BackgroundTask(_finish, request, ticket, prepared),
             )
         engine_started = time.perf_counter()
         transcript = await _cancel_on_disconnect(
@@ -167,13 +168,15 @@ async def create_transcription(
         if ticket is not None:
             metrics.in_flight_requests.dec()
             if not streaming:
-                await _finish(request, ticket)
+                await _finish(request, ticket, prepared)
         metrics.request_seconds.observe(time.perf_counter() - started)
 
 
-async def _finish(request: Request, ticket: Ticket) -> None:
-    """Give the request's load back and delete its spooled upload."""
+async def _finish(request: Request, ticket: Ticket, prepared: PreparedAudio | None) -> None:
+    """Give the request's load back, stop a head-start call nobody took, delete the upload."""
     ticket.release()
+    if prepared is not None:
+        prepared.discard()
     await request.close()
 
 
