@@ -76,6 +76,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
                 upstream_url=engine_url(profile, args.engine_port),
                 model=profile.served_model_name,
                 api_key=profile.api_key(),
+                settings_env=dict(profile.gateway_env),
             )
             gateway = start_gateway(target, host=args.host, port=args.port)
             processes.append(gateway)

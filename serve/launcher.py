@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -60,6 +60,8 @@ class GatewayTarget:
     upstream_url: str
     model: str | None = None
     api_key: str | None = None
+    settings_env: dict[str, str] = field(default_factory=dict)
+    """Further gateway settings as `VOXTRAL_*` variables (the profile's `gateway_env`)."""
 
 
 def gateway_command() -> list[str]:
@@ -69,6 +71,7 @@ def gateway_command() -> list[str]:
 def gateway_env(target: GatewayTarget, *, host: str, port: int) -> dict[str, str]:
     """Env for `voxtral-gateway serve` (read by voxtral_gateway.settings.Settings)."""
     env = {
+        **target.settings_env,
         "VOXTRAL_HOST": host,
         "VOXTRAL_PORT": str(port),
         "VOXTRAL_UPSTREAM_URLS": json.dumps([target.upstream_url]),

@@ -72,6 +72,8 @@ class Profile(BaseModel):
     """Further `vllm serve` flags, appended verbatim."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment for the engine process."""
+    gateway_env: dict[str, str] = Field(default_factory=dict)
+    """Gateway settings (`VOXTRAL_*` variables) this engine calls for; `serve up` passes them."""
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Profile:

@@ -108,3 +108,29 @@ def test_gateway_env_reads_back_through_settings(monkeypatch: pytest.MonkeyPatch
 def test_wildcard_bind_is_probed_on_loopback() -> None:
     assert probe_host("0.0.0.0") == "127.0.0.1"
     assert probe_host("127.0.0.1") == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "name", ["cpu-whisper-tiny-en", "cpu-tiny-voxtral", "voxtral-mini-3b-24gb"]
+)
+def test_profile_gateway_settings_reach_the_gateway(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """CPU profiles turn the head start off (their engine takes every core, so VAD beside it
+    gains nothing); GPU profiles keep the default. Every variable must be a Settings field."""
+    from serve.profiles import load_profile
+    from voxtral_gateway.settings import Settings
+
+    profile = load_profile(name)
+    env = gateway_env(
+        GatewayTarget(upstream_url="http://127.0.0.1:9", settings_env=dict(profile.gateway_env)),
+        host="127.0.0.1",
+        port=9001,
+    )
+    for key in profile.gateway_env:
+        assert key.removeprefix("VOXTRAL_").split("__")[0].lower() in Settings.model_fields, key
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert settings.head_start.enabled is (profile.device == "cuda")
+    assert settings.upstream_urls == ["http://127.0.0.1:9"]
