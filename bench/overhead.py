@@ -9,7 +9,7 @@ the same samples both ways (the gateway re-encodes PCM16 bit for bit) and does t
 so the latency difference is the gateway's cost alone. Requests alternate direct/gateway (the
 order flips every pair) from one client at concurrency 1; the paired difference's median is the
 overhead. The gateway's `Server-Timing` header splits its side into read, decode, vad, engine
-(the upstream round trip) and total.
+(the wait for the upstream after VAD; with the head start VAD runs beside the call) and total.
 """
 
 from __future__ import annotations
@@ -184,8 +184,9 @@ def render(result: dict[str, Any], command: str, machine: dict[str, Any], notes:
         "",
         "Gateway's Server-Timing, p50 ms: "
         + ", ".join(f"{name} {ms}" for name, ms in timing.items())
-        + ". `engine` is the round trip to vLLM; total - engine is the gateway's own time"
-        " inside the handler.",
+        + ". `engine` is the wait for vLLM after VAD (with the gateway's head start the call"
+        " began before VAD, which ran beside it); total - engine - vad is the rest of the"
+        " gateway's own time inside the handler.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -94,7 +94,8 @@ async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 def server_timing(phases: dict[str, float]) -> str:
     """W3C Server-Timing: where the request's time went, in ms (read = upload received and
-    parsed; engine = the segments' round trips to vLLM, fan-out included)."""
+    parsed; engine = the wait for the segments' calls after VAD, fan-out included; a head-start
+    call began before VAD, which then ran beside it)."""
     return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
 
 
