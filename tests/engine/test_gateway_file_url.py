@@ -21,7 +21,9 @@ MAX_WER = 0.15  # espeak-ng sentences through Whisper tiny.en measure ~0.0-0.05
 
 @pytest.fixture
 def sentence(audio_factory: AudioFactory) -> AudioClip:
-    return audio_factory.sentence(0)
+    # Not sentence 0: Whisper tiny.en mishears it whole ("quick roundfire"), as vLLM alone does,
+    # and a short clip reaches the engine whole (the head start).
+    return audio_factory.sentence(1)
 
 
 @pytest.fixture

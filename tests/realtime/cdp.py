@@ -8,10 +8,13 @@ take a screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -26,7 +29,8 @@ _DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 
 class Browser:
     def __init__(self, fake_microphone_wav: Path) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        # Chromium's helpers may still write the profile for a moment after it exits.
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True)
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [
                 CHROMIUM,
@@ -48,6 +52,7 @@ class Browser:
             ],
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its helper processes too are ended on close
         )
         url = self._devtools_url()
         self._connection: ClientConnection = connect(url, max_size=None)
@@ -127,4 +132,6 @@ class Browser:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)  # helpers left behind
         self._profile.cleanup()
