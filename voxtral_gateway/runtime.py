@@ -143,8 +143,9 @@ class Runtime:
     ) -> PreparedAudio:
         """Decode and segment the first chunk off the event loop (all of a short file);
         `on_batch` sees that chunk and every later one. No segments means no speech."""
-        head_start = self._head_start(options) if options.use_vad else None
+        head_start: HeadStart | None = None
         if options.use_vad:
+            head_start = self._head_start(options)
             segmenter: Segmenter = VadSegmenter(
                 self.detector,
                 vad_params(self.settings.vad, options.vad_overrides),
@@ -167,7 +168,7 @@ class Runtime:
             raise
         early = None
         if head_start is not None and head_start.started:
-            early = head_start.settle(first.segments, whole_file=first.last)
+            early = head_start.settle(first.segments)
             self.metrics.head_starts.labels("used" if early else "cancelled").inc()
         callbacks = [lambda batch: self._observe(batch, options)]
         if on_batch is not None:
@@ -176,7 +177,7 @@ class Runtime:
 
     def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
         settings = self.settings.head_start
-        if not settings.enabled or settings.max_busy_segments == 0:
+        if not settings.enabled:
             return None
         budget, decoding = self.budget(), self._decoding(options)
 

@@ -68,7 +68,7 @@ def test_a_clip_vad_keeps_whole_uses_the_call_started_before_vad() -> None:
         assert head_start.started and len(calls.launched) == 1
         np.testing.assert_array_equal(calls.launched[0], clip)
         # VAD left out 0.5 s in all (<= max_trim_s 1.0): the call stands.
-        task = head_start.settle([_segment(0.2, 5.7)], whole_file=True)
+        task = head_start.settle([_segment(0.2, 5.7)])
         assert task is not None
         calls.release.set()
         assert await task == "the words"
@@ -89,19 +89,9 @@ def test_the_call_is_cancelled_when_vad_disagrees(segments, why) -> None:
     async def scenario() -> None:
         head_start, calls = await _offer_from_thread(_speech(6.0))
         assert head_start.started, why
-        assert head_start.settle([_segment(*s) for s in segments], whole_file=True) is None
+        assert head_start.settle([_segment(*s) for s in segments]) is None
         await asyncio.sleep(0.01)
         assert calls.cancelled == 1, why
-
-    asyncio.run(scenario())
-
-
-def test_a_file_longer_than_one_chunk_never_keeps_the_call() -> None:
-    async def scenario() -> None:
-        head_start, calls = await _offer_from_thread(_speech(6.0))
-        assert head_start.settle([_segment(0.0, 6.0)], whole_file=False) is None
-        await asyncio.sleep(0.01)
-        assert calls.cancelled == 1
 
     asyncio.run(scenario())
 
@@ -121,7 +111,7 @@ def test_no_call_is_started(samples, settings, busy, why) -> None:
         head_start, calls = await _offer_from_thread(samples, settings, busy)
         assert not head_start.started, why
         assert calls.launched == [], why
-        assert head_start.settle([_segment(0.0, 5.0)], whole_file=True) is None
+        assert head_start.settle([_segment(0.0, 5.0)]) is None
 
     asyncio.run(scenario())
 

@@ -52,6 +52,27 @@ def test_a_file_within_one_chunk_is_segmented_exactly_as_a_whole(
         np.testing.assert_array_equal(ours.samples, theirs.samples)
 
 
+@pytest.mark.parametrize("chunk_s", [120.0, 15.0])
+def test_only_a_file_within_one_chunk_is_offered_whole_before_vad(
+    speech_60s: AudioClip, detector: SpeechDetector, chunk_s: float
+) -> None:
+    """The head start's guarantee: `on_whole_file` sees the whole file before VAD runs, and
+    is never called for a file decoded in several chunks."""
+    offered: list[np.ndarray] = []
+    segmenter = VadSegmenter(
+        detector, vad_params(VadSettings()), warmup_s=WARMUP_S, on_whole_file=offered.append
+    )
+    data = speech_60s.read_bytes()
+    _, batches = _stream(data, segmenter, chunk_s=chunk_s)
+    one_chunk = chunk_s > speech_60s.duration_s
+    assert (len(batches) == 1) is one_chunk
+    if one_chunk:
+        assert len(offered) == 1
+        np.testing.assert_array_equal(offered[0], decode_audio(data, LimitSettings()).samples)
+    else:
+        assert offered == []
+
+
 def test_a_long_file_in_chunks_gives_the_whole_file_segments_in_bounded_memory(
     speech_10min: AudioClip, detector: SpeechDetector
 ) -> None:

@@ -39,7 +39,7 @@ class HeadStart:
         self._loop = loop
         self._task: asyncio.Task[str] | None = None
         self._closed = False
-        self.duration_s = 0.0
+        self._duration_s = 0.0
 
     def offer(self, samples: np.ndarray) -> None:
         """The whole clip, from the decode thread, just before VAD runs on it."""
@@ -48,7 +48,7 @@ class HeadStart:
             return
         if float(np.max(np.abs(samples))) < s.min_peak:
             return  # digital silence: VAD will find nothing, and the engine need not see it
-        self.duration_s = len(samples) / SAMPLE_RATE_HZ
+        self._duration_s = len(samples) / SAMPLE_RATE_HZ
         self._loop.call_soon_threadsafe(self._start, samples)
 
     def _start(self, samples: np.ndarray) -> None:
@@ -61,14 +61,15 @@ class HeadStart:
     def started(self) -> bool:
         return self._task is not None
 
-    def settle(self, segments: Sequence[Segment], *, whole_file: bool) -> asyncio.Task[str] | None:
-        """After VAD: the call, if its answer stands for `segments`; else it is cancelled."""
+    def settle(self, segments: Sequence[Segment]) -> asyncio.Task[str] | None:
+        """After VAD: the call, if its answer stands for `segments`; else it is cancelled.
+        (Only a file that came whole in one chunk is ever offered: VadSegmenter's rule.)"""
         task, self._task = self._task, None
         self._closed = True
         if task is None:
             return None
-        if whole_file and len(segments) == 1:
-            left_out_s = segments[0].start_s + (self.duration_s - segments[0].end_s)
+        if len(segments) == 1:
+            left_out_s = segments[0].start_s + (self._duration_s - segments[0].end_s)
             if left_out_s <= self._settings.max_trim_s + 1e-9:
                 return task
         drop(task)
