@@ -1,8 +1,13 @@
-"""RunPod serverless worker: the gateway's own pipeline behind RunPod's job queue.
+"""RunPod serverless worker: the gateway's transcription service behind RunPod's job queue.
+
+This door only translates: job input -> the gateway's request model -> `runtime.service`
+(service.py) -> output items. Audio, options and stream events come from the service, as for
+the HTTP route.
 
 Job input (RunPod wraps it as {"input": {...}}):
 
-    audio_url        https URL of the audio (fetched with the gateway's SSRF-guarded fetcher), or
+    audio_url        https URL of the audio (fetched with the gateway's SSRF-guarded fetcher) or a
+                     data URL, exactly as the gateway's `file_url`; or
     audio_base64     the audio itself, base64 or a data URL (counts against RunPod's payload cap)
     model, language, prompt, response_format, temperature, stream
                      as in OpenAI's /v1/audio/transcriptions (plus the gateway's vad_filter,
@@ -39,16 +44,10 @@ from voxtral_gateway.errors import (
     error_body,
     gateway_error_body,
 )
-from voxtral_gateway.pipeline.events import delta_payload, done_payload
-from voxtral_gateway.pipeline.fetch import fetch_audio
 from voxtral_gateway.pipeline.ingest import validate_fields
-from voxtral_gateway.pipeline.inline import decode_inline_audio
-from voxtral_gateway.pipeline.records import SegmentResult
 from voxtral_gateway.pipeline.render import render_transcript
-from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import TranscriptionRequest
-from voxtral_gateway.routes.transcriptions import options_from
-from voxtral_gateway.runtime import Runtime, TranscriptionOptions, open_runtime
+from voxtral_gateway.runtime import Runtime, open_runtime
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger("voxtral_worker")
@@ -96,14 +95,6 @@ def parse_job_input(job_input: Any) -> TranscriptionRequest:
     return validate_fields(fields)
 
 
-async def load_audio(request: TranscriptionRequest, settings: Settings) -> bytes:
-    """The job's audio bytes: inline base64, or fetched under the gateway's URL rules."""
-    if request.audio is not None:
-        return decode_inline_audio(request.audio, settings.limits, param="audio_base64")
-    assert request.file_url is not None
-    return await fetch_audio(request.file_url, settings.fetch, settings.limits)
-
-
 class Worker:
     """Holds one Runtime (HTTP pool, VAD model) for every job this worker process runs."""
 
@@ -140,14 +131,18 @@ class Worker:
         job_id = job.get("id", "?")
         try:
             request = parse_job_input(job.get("input"))
-            data = await load_audio(request, self.settings)
-            runtime = await self.runtime()
-            options = options_from(request, self.settings.vad.enabled)
+            service = (await self.runtime()).service
+            source = await service.audio_source(request)
+            options = service.options_for(request)
             if request.stream:
-                async for event in _stream_events(runtime, data, options):
-                    yield event
+                prepared = await service.prepare(source, options)
+                try:
+                    async for event in service.stream_events(prepared, options):
+                        yield event
+                finally:
+                    prepared.discard()  # a head-start call nobody took (the job was cancelled)
             else:
-                transcript = await runtime.transcribe(data, options)
+                transcript = await service.transcribe(source, options)
                 yield render_transcript(transcript, request.response_format)
         except GatewayError as exc:
             logger.warning("[%s] job failed: %s", job_id, exc.message)
@@ -157,27 +152,6 @@ class Worker:
             yield _error_output(
                 error_body("Internal server error", "server_error", code="internal_error")
             )
-
-
-async def _stream_events(
-    runtime: Runtime, data: bytes, options: TranscriptionOptions
-) -> AsyncIterator[dict[str, Any]]:
-    """The gateway's stream events as dicts: deltas concatenate to the done text."""
-    prepared = await runtime.prepare(data, options)
-    results: list[SegmentResult] = []
-    has_text = False
-    try:
-        async for result in runtime.segment_results(prepared, options):
-            results.append(result)
-            text = clean_text(result.text)
-            if not text:
-                continue
-            prefix = " " if has_text else ""
-            yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
-            has_text = True
-    finally:
-        prepared.discard()  # a head-start call nobody took (the job was cancelled)
-    yield done_payload(runtime.finish(prepared, results, options))
 
 
 def _error_output(body: dict[str, Any]) -> dict[str, Any]:

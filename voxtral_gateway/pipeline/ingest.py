@@ -9,7 +9,7 @@ base64, from the encoded length before decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -29,8 +29,9 @@ _FORM_FIELDS_MAX = 64
 @dataclass(frozen=True)
 class IngestedRequest:
     params: TranscriptionRequest
-    source: AudioSource
-    """The audio: an upload stays in its spooled file (on disk past 1 MB), never read whole."""
+    upload: BinaryIO | None
+    """A multipart file, in its spooled file (on disk past 1 MB), never read whole; closed
+    with the request (Request.close). The audio itself: `resolve_audio_source`."""
 
 
 async def read_transcription_request(request: Request, settings: Settings) -> IngestedRequest:
@@ -45,9 +46,7 @@ async def read_transcription_request(request: Request, settings: Settings) -> In
             "Content-Type must be multipart/form-data or application/json.",
             code="unsupported_content_type",
         )
-    params = validate_fields(fields)
-    source = await _audio_source(params, upload, settings)
-    return IngestedRequest(params=params, source=source)
+    return IngestedRequest(params=validate_fields(fields), upload=upload.file if upload else None)
 
 
 async def _read_form(
@@ -104,16 +103,18 @@ def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:
         raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
 
 
-async def _audio_source(
-    params: TranscriptionRequest, upload: UploadFile | None, settings: Settings
+async def resolve_audio_source(
+    params: TranscriptionRequest, upload: BinaryIO | None, settings: Settings
 ) -> AudioSource:
-    sources = [s for s in (upload, params.file_url, params.audio) if s]
-    if len(sources) != 1:
+    """The audio of every door: an uploaded file, inline base64 / data URL (in `audio` or
+    `file_url`), or an https URL fetched under the SSRF guard when fetching is enabled."""
+    given = [upload is not None, bool(params.file_url), bool(params.audio)]
+    if sum(given) != 1:
         raise InvalidRequestError(
             "Send exactly one of 'file' (multipart), 'file_url' or 'audio'.", param="file"
         )
     if upload is not None:
-        return upload.file  # closed with the request (Request.close)
+        return upload
     if params.audio:
         return decode_inline_audio(params.audio, settings.limits, param="audio")
     assert params.file_url is not None

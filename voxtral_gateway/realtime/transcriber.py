@@ -3,9 +3,10 @@
 A session hands each utterance to an `UtteranceTranscriber`: `begin` when speech opens (with
 the prefix audio), `extend` as audio arrives, `end` when it is committed. `EngineTranscriber`
 re-transcribes the open utterance every `interim_interval_s` for interim deltas, and sends the
-committed utterance upstream at once, through the same `UpstreamPool`, token budget, global
-segment slots, VAD segmentation (for utterances longer than one segment) and stitching as
-the batch route. The pass-through bridge (`bridge.py`) implements the same protocol.
+committed utterance upstream at once, through the gateway's one transcription service
+(`TranscriptionService.transcribe_utterance`: the same options, engine pool, token budget,
+global segment slots, VAD segmentation for utterances longer than one segment, and
+stitching as the HTTP route). The pass-through bridge (`bridge.py`) implements the same protocol.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from voxtral_gateway.errors import GatewayError
-from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment
-from voxtral_gateway.pipeline.segment import segment_audio, vad_params
-from voxtral_gateway.pipeline.stitch import clean_text, stitch
-from voxtral_gateway.pipeline.transcribe import DecodingOptions, transcribe_segments
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.realtime.protocol import Transcription, error_event, server_event
 from voxtral_gateway.runtime import Runtime
+from voxtral_gateway.service import TranscriptionOptions
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +102,8 @@ class EngineTranscriber:
         transcription: Callable[[], Transcription],
         interim_slots: asyncio.Semaphore,
     ) -> None:
-        self._runtime = runtime
+        self._service = runtime.service
+        self._max_interim_s = runtime.settings.vad.segment_max_s
         self._interim_slots = interim_slots
         self._emit = emit
         self._transcription = transcription
@@ -157,17 +157,18 @@ class EngineTranscriber:
 
     async def _interims(self, utterance: _Utterance) -> None:
         settings = self._settings
-        max_interim_s = self._runtime.settings.vad.segment_max_s
         while True:
             await asyncio.sleep(settings.interim_interval_s)
             duration_s = utterance.duration_s
-            if duration_s < settings.min_interim_audio_s or duration_s > max_interim_s:
+            if duration_s < settings.min_interim_audio_s or duration_s > self._max_interim_s:
                 continue
             if self._interim_slots.locked():
                 continue  # the engine is busy: interims give way, finals must not queue
             try:
                 async with self._interim_slots:
-                    text = await self._transcribe_one(utterance.samples())
+                    text = await self._service.transcribe_utterance(
+                        utterance.samples(), self._options()
+                    )
             except GatewayError as exc:
                 logger.info("interim transcription failed: %s", exc.message)
                 continue
@@ -185,7 +186,7 @@ class EngineTranscriber:
     async def _finish(self, utterance: _Utterance) -> None:
         samples = utterance.samples()
         try:
-            text = await self._transcribe_committed(samples)
+            text = await self._service.transcribe_utterance(samples, self._options())
         except GatewayError as exc:
             await self._emit(
                 server_event(
@@ -209,39 +210,7 @@ class EngineTranscriber:
             )
         )
 
-    def _options(self) -> DecodingOptions:
+    def _options(self) -> TranscriptionOptions:
+        # The session's transcription settings, as the HTTP route's request would carry them.
         transcription = self._transcription()
-        language = transcription.language or self._runtime.settings.default_language
-        return DecodingOptions(language=language, prompt=transcription.prompt)
-
-    async def _transcribe_one(self, samples: np.ndarray) -> str:
-        segment = Segment(0, 0.0, len(samples) / SAMPLE_RATE_HZ, samples)
-        return await self._transcribe_segments([segment])
-
-    async def _transcribe_committed(self, samples: np.ndarray) -> str:
-        """One upstream call, or the batch route's VAD cut when it is longer than a segment."""
-        settings = self._runtime.settings
-        if len(samples) / SAMPLE_RATE_HZ <= settings.vad.segment_max_s:
-            return await self._transcribe_one(samples)
-        segments = await asyncio.to_thread(
-            segment_audio, Audio(samples), self._runtime.detector, vad_params(settings.vad)
-        )
-        return await self._transcribe_segments(segments)
-
-    async def _transcribe_segments(self, segments: list[Segment]) -> str:
-        if not segments:
-            return ""
-        runtime = self._runtime
-        results = [
-            result
-            async for result in transcribe_segments(
-                segments,
-                runtime.upstream,
-                budget=runtime.budget(),
-                options=self._options(),
-                per_request_limit=runtime.settings.max_segments_in_flight_per_request,
-                global_slots=runtime.segment_slots,
-            )
-        ]
-        duration_s = segments[-1].end_s
-        return clean_text(stitch(results, duration_s=duration_s, language="").text)
+        return TranscriptionOptions(language=transcription.language, prompt=transcription.prompt)

@@ -16,13 +16,12 @@ from starlette.background import BackgroundTask
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
-from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
+from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
-from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.records import SegmentResult
 from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
-from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
-from voxtral_gateway.runtime import PreparedAudio, Runtime, TranscriptionOptions
+from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -99,16 +98,6 @@ def server_timing(phases: dict[str, float]) -> str:
     return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
 
 
-def options_from(params: TranscriptionRequest, use_vad_default: bool) -> TranscriptionOptions:
-    return TranscriptionOptions(
-        language=params.language,
-        prompt=params.prompt,
-        temperature=params.temperature,
-        use_vad=use_vad_default if params.vad_filter is None else params.vad_filter,
-        vad_overrides=params.vad_overrides() or None,
-    )
-
-
 @router.post(
     "/v1/audio/transcriptions",
     responses=_ERRORS,
@@ -120,6 +109,7 @@ async def create_transcription(
 ) -> Response:
     started = time.perf_counter()
     metrics = runtime.metrics
+    service = runtime.service
     response_format = "json"
     streaming = False
     ticket = None
@@ -129,17 +119,18 @@ async def create_transcription(
         ticket = runtime.admission.admit()
         metrics.in_flight_requests.inc()
         ingested = await read_transcription_request(request, settings)
-        read_s = time.perf_counter() - started
         params = ingested.params
         response_format = params.response_format
-        options = options_from(params, settings.vad.enabled)
-        prepared = await runtime.prepare(ingested.source, options, ticket.add_batch)
+        source = await service.audio_source(params, ingested.upload)
+        read_s = time.perf_counter() - started
+        options = service.options_for(params)
+        prepared = await service.prepare(source, options, ticket.add_batch)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
             streaming = True
             metrics.requests.labels("200", "stream").inc()
             return StreamingResponse(
-                _stream_events(request, runtime, prepared, options, ticket),
+                _stream_events(request, service, prepared, options, ticket),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "Server-Timing": server_timing(timing)},
                 # Released by the stream's end too; this covers a stream that never started.
@@ -147,7 +138,7 @@ async def create_transcription(
             )
         engine_started = time.perf_counter()
         transcript = await _cancel_on_disconnect(
-            request, _collect(runtime, prepared, options, ticket)
+            request, service.collect(prepared, options, on_result=lambda _: ticket.segment_done())
         )
         timing["engine"] = time.perf_counter() - engine_started
         # A long file's later chunks were decoded while `engine` ran: count them too.
@@ -181,37 +172,20 @@ async def _finish(request: Request, ticket: Ticket, prepared: PreparedAudio | No
     await request.close()
 
 
-async def _collect(
-    runtime: Runtime, prepared: PreparedAudio, options: TranscriptionOptions, ticket: Ticket
-) -> Transcript:
-    results = []
-    async for result in runtime.segment_results(prepared, options):
-        ticket.segment_done()
-        results.append(result)
-    return runtime.finish(prepared, results, options)
-
-
 async def _stream_events(
     request: Request,
-    runtime: Runtime,
+    service: TranscriptionService,
     prepared: PreparedAudio,
     options: TranscriptionOptions,
     ticket: Ticket,
 ) -> AsyncIterator[str]:
-    """Deltas in file order as segments finish; failures after the 200 become an error event."""
-    results: list[SegmentResult] = []
+    """The service's events as SSE; failures after the 200 become an error event."""
+    results = _until_client_leaves(request, service.segment_results(prepared, options))
     try:
-        async for result in _until_client_leaves(
-            request, runtime.segment_results(prepared, options)
+        async for event in service.stream_events(
+            prepared, options, results=results, on_result=lambda _: ticket.segment_done()
         ):
-            ticket.segment_done()
-            results.append(result)
-            text = clean_text(result.text)
-            if text:
-                # Deltas concatenate to the done text: all but the first start with a space.
-                prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
-                yield delta_event(result, text=prefix + text, segment_count=prepared.segment_count)
-        yield done_event(runtime.finish(prepared, results, options))
+            yield format_sse(event)
     except ClientDisconnectedError:
         logger.info(
             "[%s] client left mid-stream; upstream calls cancelled", request.state.request_id

@@ -1,0 +1,324 @@
+"""One transcription service behind every front door: audio in, transcript or events out.
+
+    ingest (file | URL | base64) -> decode -> segment (VAD) -> engine calls -> stitch
+
+The HTTP route (`routes/transcriptions.py`), the RunPod worker (`runpod/handler.py`) and the
+realtime socket (`realtime/transcriber.py`) only translate their protocol onto this class:
+a parameter such as `language` reaches the engine through the same `options_for` ->
+`decoding` -> `transcribe_samples` path from every door.
+
+Decode and VAD run a chunk of audio at a time (pipeline/stream.py), off the event loop: the
+first chunk before the response starts (so a broken file is a 4xx, and a short file is done
+in one step), later chunks while earlier segments are already with the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
+from voxtral_gateway.pipeline.events import delta_payload, done_payload
+from voxtral_gateway.pipeline.head_start import HeadStart, drop
+from voxtral_gateway.pipeline.ingest import resolve_audio_source
+from voxtral_gateway.pipeline.records import (
+    SAMPLE_RATE_HZ,
+    Audio,
+    Segment,
+    SegmentResult,
+    Transcript,
+)
+from voxtral_gateway.pipeline.segment import vad_params
+from voxtral_gateway.pipeline.stitch import clean_text, stitch
+from voxtral_gateway.pipeline.stream import (
+    Batch,
+    FixedWindowSegmenter,
+    Segmenter,
+    VadSegmenter,
+    segment_stream,
+)
+from voxtral_gateway.pipeline.transcribe import (
+    DecodingOptions,
+    TokenBudget,
+    transcribe_samples,
+    transcribe_segments,
+)
+from voxtral_gateway.protocol import TranscriptionRequest
+
+if TYPE_CHECKING:
+    from voxtral_gateway.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    """Per-request choices, already validated."""
+
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    use_vad: bool = True
+    vad_overrides: dict[str, float | int] | None = None
+
+
+class PreparedAudio:
+    """A file on its way through decode and VAD.
+
+    The first chunk's segments are ready; `segments()` yields them, then decodes and segments
+    the rest a chunk at a time, off the event loop, as the consumer asks. Totals grow as
+    chunks arrive and are final once `done`. Iterate `segments()` once.
+    """
+
+    def __init__(
+        self,
+        batches: Iterator[Batch],
+        first: Batch,
+        on_batch: list[Callable[[Batch], None]],
+        head_start: asyncio.Task[str] | None = None,
+    ) -> None:
+        self._batches = batches
+        self.head_start = head_start
+        """The engine's answer for the one segment, asked before VAD ran (head_start.py)."""
+        self._ready: collections.deque[Segment] = collections.deque()
+        self._on_batch = on_batch
+        self.duration_s = 0.0
+        self.decode_s = 0.0
+        self.vad_s = 0.0
+        self.segment_count = 0
+        self.done = False
+        self._take(first)
+
+    def _take(self, batch: Batch) -> None:
+        self._ready.extend(batch.segments)
+        self.duration_s = batch.decoded_s
+        self.decode_s += batch.decode_s
+        self.vad_s += batch.vad_s
+        self.segment_count += len(batch.segments)
+        self.done = batch.last
+        for callback in self._on_batch:
+            callback(batch)
+
+    async def segments(self) -> AsyncIterator[Segment]:
+        while True:
+            while self._ready:
+                # Popped, not kept: a finished segment's samples must not outlive its call.
+                yield self._ready.popleft()
+            if self.done:
+                return
+            self._take(await asyncio.to_thread(next, self._batches))
+
+    def discard(self) -> None:
+        """The request is over: a head-start call nobody awaited stops."""
+        if self.head_start is not None and not self.head_start.done():
+            drop(self.head_start)
+
+
+class TranscriptionService:
+    """ingest -> decode -> segment -> engine calls -> stitch, over one runtime's parts."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.settings = runtime.settings
+
+    # --- requests in ---------------------------------------------------------------------
+
+    def options_for(self, request: TranscriptionRequest) -> TranscriptionOptions:
+        """The one conversion of a validated request into per-request options."""
+        return TranscriptionOptions(
+            language=request.language,
+            prompt=request.prompt,
+            temperature=request.temperature,
+            use_vad=self.settings.vad.enabled if request.vad_filter is None else request.vad_filter,
+            vad_overrides=request.vad_overrides() or None,
+        )
+
+    async def audio_source(
+        self, request: TranscriptionRequest, upload: BinaryIO | None = None
+    ) -> AudioSource:
+        """The request's audio: an upload, inline base64 / data URL, or a guarded https fetch."""
+        return await resolve_audio_source(request, upload, self.settings)
+
+    def decoding(self, options: TranscriptionOptions) -> DecodingOptions:
+        """What the engine is told; the server's default language fills a missing one."""
+        return DecodingOptions(
+            options.language or self.settings.default_language, options.prompt, options.temperature
+        )
+
+    def budget(self) -> TokenBudget:
+        s = self.settings
+        return TokenBudget(s.tokens_per_audio_second, s.min_output_tokens, s.max_output_tokens)
+
+    def language_for(self, options: TranscriptionOptions) -> str:
+        return options.language or self.settings.default_language or self.settings.reported_language
+
+    # --- decode and segment --------------------------------------------------------------
+
+    async def prepare(
+        self,
+        source: AudioSource | Audio,
+        options: TranscriptionOptions,
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> PreparedAudio:
+        """Decode and segment the first chunk off the event loop (all of a short file);
+        `on_batch` sees that chunk and every later one. No segments means no speech.
+        An `Audio` (already decoded, as the realtime socket has it) skips the decoder."""
+        runtime = self._runtime
+        head_start: HeadStart | None = None
+        if options.use_vad:
+            head_start = self._head_start(options)
+            segmenter: Segmenter = VadSegmenter(
+                runtime.detector,
+                vad_params(self.settings.vad, options.vad_overrides),
+                warmup_s=self.settings.vad.stream_warmup_s,
+                on_whole_file=head_start.offer if head_start else None,
+            )
+        else:
+            segmenter = FixedWindowSegmenter(self.settings.vad.segment_max_s)
+        blocks = (
+            iter([source.samples])
+            if isinstance(source, Audio)
+            else decode_blocks(source, self.settings.limits)
+        )
+        batches = segment_stream(blocks, segmenter, chunk_s=self.settings.vad.chunk_s)
+        # One thread hop for decode and VAD: each hop costs the event loop a wake-up (~0.1 ms).
+        try:
+            first = await asyncio.to_thread(next, batches)
+        except BaseException:
+            if head_start is not None:
+                head_start.close()
+            raise
+        early = None
+        if head_start is not None and head_start.started:
+            early = head_start.settle(first.segments)
+            runtime.metrics.head_starts.labels("used" if early else "cancelled").inc()
+        callbacks = [lambda batch: self._observe(batch, options)]
+        if on_batch is not None:
+            callbacks.append(on_batch)
+        return PreparedAudio(batches, first, callbacks, early)
+
+    def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
+        settings = self.settings.head_start
+        if not settings.enabled:
+            return None
+        runtime = self._runtime
+        budget, decoding = self.budget(), self.decoding(options)
+
+        def launch(samples: np.ndarray) -> Awaitable[str]:
+            return transcribe_samples(
+                samples,
+                runtime.upstream,
+                budget=budget,
+                options=decoding,
+                global_slots=runtime.segment_slots,
+            )
+
+        return HeadStart(
+            settings,
+            launch,
+            busy_segments=lambda: runtime.admission.pending_segments,
+            loop=asyncio.get_running_loop(),
+        )
+
+    def _observe(self, batch: Batch, options: TranscriptionOptions) -> None:
+        metrics = self._runtime.metrics
+        metrics.decode_seconds.observe(batch.decode_s)
+        metrics.audio_seconds.inc(batch.added_s)
+        if options.use_vad:
+            metrics.vad_seconds.observe(batch.vad_s)
+        metrics.segments.inc(len(batch.segments))
+        metrics.speech_seconds.inc(sum(s.duration_s for s in batch.segments))
+
+    # --- engine calls and stitching ------------------------------------------------------
+
+    def segment_results(
+        self, prepared: PreparedAudio, options: TranscriptionOptions
+    ) -> AsyncIterator[SegmentResult]:
+        """Results in file order; cancelling the iteration cancels the upstream calls."""
+        if prepared.head_start is not None:
+            return _head_start_result(prepared, prepared.head_start)
+        runtime = self._runtime
+        return transcribe_segments(
+            prepared.segments(),
+            runtime.upstream,
+            budget=self.budget(),
+            options=self.decoding(options),
+            per_request_limit=self.settings.max_segments_in_flight_per_request,
+            global_slots=runtime.segment_slots,
+        )
+
+    def finish(
+        self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
+    ) -> Transcript:
+        return stitch(results, duration_s=prepared.duration_s, language=self.language_for(options))
+
+    async def collect(
+        self,
+        prepared: PreparedAudio,
+        options: TranscriptionOptions,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> Transcript:
+        """Every segment's result, stitched; `on_result` sees each as it arrives."""
+        results = []
+        async for result in self.segment_results(prepared, options):
+            if on_result is not None:
+                on_result(result)
+            results.append(result)
+        return self.finish(prepared, results, options)
+
+    async def transcribe(
+        self, source: AudioSource | Audio, options: TranscriptionOptions
+    ) -> Transcript:
+        prepared = await self.prepare(source, options)
+        try:
+            return await self.collect(prepared, options)
+        finally:
+            prepared.discard()
+
+    async def stream_events(
+        self,
+        prepared: PreparedAudio,
+        options: TranscriptionOptions,
+        *,
+        results: AsyncIterator[SegmentResult] | None = None,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """OpenAI's stream events as dicts: one `transcript.text.delta` per segment with text,
+        in file order (deltas concatenate to the done text), then `transcript.text.done`.
+        `results` is `segment_results(prepared, options)`, or a door's wrapper around it."""
+        if results is None:
+            results = self.segment_results(prepared, options)
+        collected: list[SegmentResult] = []
+        has_text = False
+        async for result in results:
+            if on_result is not None:
+                on_result(result)
+            collected.append(result)
+            text = clean_text(result.text)
+            if not text:
+                continue
+            prefix = " " if has_text else ""
+            yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
+            has_text = True
+        yield done_payload(self.finish(prepared, collected, options))
+
+    async def transcribe_utterance(self, samples: np.ndarray, options: TranscriptionOptions) -> str:
+        """Text of one spoken utterance (realtime): one engine call when it fits one segment,
+        else VAD's cut, as for a file."""
+        fits_one_segment = len(samples) / SAMPLE_RATE_HZ <= self.settings.vad.segment_max_s
+        # VAD off, one window of segment_max_s: the utterance goes to the engine as it is.
+        transcript = await self.transcribe(
+            Audio(samples), replace(options, use_vad=not fits_one_segment)
+        )
+        return transcript.text
+
+
+async def _head_start_result(
+    prepared: PreparedAudio, answer: asyncio.Task[str]
+) -> AsyncIterator[SegmentResult]:
+    """The one segment's result from the call made before VAD (cancelled with the iteration)."""
+    async for segment in prepared.segments():
+        yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
