@@ -11,7 +11,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 # torch is only imported for Silero VAD: the CPU wheel keeps the image ~2 GB smaller than the
-# default CUDA build. Same pin as pyproject.toml, so the next step finds it satisfied.
+# default CUDA build. Same pin as serve/constraints-cpu.txt, so the next step finds it satisfied.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 WORKDIR /src

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voxtral_gateway.pipeline.pcm16 import from_pcm16, to_pcm16
+
 SAMPLE_RATE_HZ = 16_000
 MANIFEST_NAME = "manifest.json"
 DEFAULT_OUT_DIR = Path(".cache/corpus")
@@ -126,7 +128,7 @@ def _read_wav(raw: bytes) -> tuple[np.ndarray, int]:
         rate_hz = wav.getframerate()
         frames = wav.readframes(wav.getnframes())
         channels = wav.getnchannels()
-    pcm = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    pcm = from_pcm16(frames)
     if channels > 1:
         pcm = pcm.reshape(-1, channels).mean(axis=1)
     return pcm, rate_hz
@@ -134,7 +136,7 @@ def _read_wav(raw: bytes) -> tuple[np.ndarray, int]:
 
 def write_wav(path: Path, samples: np.ndarray) -> None:
     """16-bit PCM, 16 kHz mono; clipped rather than wrapped."""
-    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+    pcm = to_pcm16(samples)
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)

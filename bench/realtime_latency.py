@@ -44,6 +44,7 @@ import websockets
 
 from bench.corpus import resample, synthesize
 from bench.stats import distribution
+from voxtral_gateway.pipeline.pcm16 import to_pcm16
 
 SENTENCES = (
     "Please call the office before noon tomorrow.",
@@ -89,7 +90,7 @@ def build_stream(count: int, seed: int = 0) -> Stream:
 
 def pcm16_chunks(samples: np.ndarray) -> list[str]:
     audio = resample(samples, RATE_HZ, 24_000)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    pcm = to_pcm16(audio)
     step = int(24_000 * CHUNK_S)
     return [
         base64.b64encode(pcm[i : i + step].tobytes()).decode() for i in range(0, len(pcm), step)

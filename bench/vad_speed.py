@@ -34,6 +34,7 @@ import onnxruntime
 import torch
 
 from bench.corpus import SAMPLE_RATE_HZ, build_corpus
+from voxtral_gateway.pipeline.pcm16 import from_pcm16
 from voxtral_gateway.pipeline.records import Span
 from voxtral_gateway.pipeline.segment import VadParams, detect_speech, merge_spans, vad_params
 from voxtral_gateway.pipeline.vad import (
@@ -57,8 +58,7 @@ def long_audio(minutes: int, corpus_dir: Path) -> tuple[np.ndarray, str]:
     if not path.exists():
         build_corpus(corpus_dir, long_minutes=[minutes])
     with wave.open(str(path)) as wav:
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768.0, str(path)
+        return from_pcm16(wav.readframes(wav.getnframes())), str(path)
 
 
 class OnnxStreamsDetector:

@@ -52,7 +52,11 @@ def create_app(
         app.include_router(health.metrics_router)  # else only on the admin port
     # Outermost first: ids on every response, then auth, then per-key rate limits, then the
     # byte cap before any parsing.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.limits.max_upload_bytes,
+        max_inline_bytes=settings.limits.max_inline_bytes,
+    )
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limits))
     app.add_middleware(ApiKeyMiddleware, keys=[k.get_secret_value() for k in settings.api_keys])
     app.add_middleware(RequestIdMiddleware)

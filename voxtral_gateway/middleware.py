@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxtral_gateway.errors import AudioLimitError, OverloadedError, error_body, gateway_error_body
+from voxtral_gateway.pipeline.inline import inline_too_large
 from voxtral_gateway.ratelimit import RateLimiter, client_identity
 
 logger = logging.getLogger(__name__)
@@ -121,30 +122,36 @@ class ApiKeyMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """413 before parsing when Content-Length is too big; count streamed bytes otherwise."""
+    """413 before parsing when Content-Length is too big; count streamed bytes otherwise.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Only a multipart body can carry a file, which is spooled to disk; any other body (JSON,
+    form-encoded) is parsed in memory, so it gets the lower `max_inline_bytes`.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_inline_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_inline_bytes = max_inline_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        too_large = AudioLimitError(
-            f"Request body exceeds the {self.max_bytes} byte limit.",
-            param="file",
-            code="request_too_large",
-        )
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(
-                send,
-                413,
-                error_body(
-                    too_large.message, too_large.error_type, param="file", code=too_large.code
-                ),
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type == b"multipart/form-data":
+            max_bytes = self.max_bytes
+            too_large = AudioLimitError(
+                f"Request body exceeds the {max_bytes} byte limit.",
+                param="file",
+                code="request_too_large",
             )
+        else:
+            max_bytes = self.max_inline_bytes
+            too_large = inline_too_large(max_bytes)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await _send_json(send, 413, gateway_error_body(too_large))
             return
         received = 0
 
@@ -153,7 +160,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise too_large
             return message
 

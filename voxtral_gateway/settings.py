@@ -74,8 +74,11 @@ class LimitSettings(BaseModel):
 
     max_upload_bytes: int = Field(200 * 1024 * 1024, gt=0)
     """Largest request body / uploaded file (bytes), counted while streaming."""
-    max_base64_chars: int = Field(100 * 1024 * 1024, gt=0)
-    """Longest inline base64 audio (characters), checked before decoding."""
+    max_inline_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    """Largest body that carries its audio inline (bytes): a JSON or form-encoded body, or one
+    multipart text field (`file_url`/`audio`). Unlike an uploaded file, which is spooled to disk,
+    these are held in memory and then decoded, so the cap is lower; counted while the body
+    streams, before any parsing or decoding."""
     max_duration_s: float = Field(4 * 3600.0, gt=0)
     """Longest decoded audio (seconds); decoding stops at the cap."""
     max_channels: int = Field(16, gt=0)

@@ -36,7 +36,8 @@ def read_wav(path: Path) -> np.ndarray:
 
 
 def write_wav(path: Path, samples: np.ndarray) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    # voxtral_gateway.pipeline.pcm16.to_pcm16's rule, inline: this script runs numpy-only.
+    pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype("<i2")
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)

@@ -15,6 +15,7 @@ import soxr
 from websockets.sync.client import ClientConnection, connect
 
 from tests.fixtures.audio import SAMPLE_RATE_HZ, AudioFactory, write_wav
+from voxtral_gateway.pipeline.pcm16 import to_pcm16
 
 REALTIME_RATE_HZ = 24_000
 
@@ -22,7 +23,7 @@ REALTIME_RATE_HZ = 24_000
 def pcm16_chunks(samples_16k: np.ndarray, chunk_ms: int = 100) -> list[str]:
     """16 kHz float audio as base64 24 kHz PCM16 appends of `chunk_ms` each (OpenAI's format)."""
     audio = soxr.resample(samples_16k, SAMPLE_RATE_HZ, REALTIME_RATE_HZ)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    pcm = to_pcm16(audio)
     step = REALTIME_RATE_HZ * chunk_ms // 1000
     return [
         base64.b64encode(pcm[i : i + step].tobytes()).decode() for i in range(0, len(pcm), step)

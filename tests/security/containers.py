@@ -16,6 +16,8 @@ import av
 import numpy as np
 import soundfile as sf
 
+from voxtral_gateway.pipeline.pcm16 import to_pcm16
+
 CONTAINERS = ("wav", "flac", "ogg", "mp3", "m4a", "webm")
 _OPUS_RATE_HZ = 48_000
 _OPUS_FRAME = 960  # 20 ms at 48 kHz
@@ -43,7 +45,7 @@ def encode(samples: np.ndarray, sample_rate_hz: int, container: str) -> bytes:
         stream = output.add_stream(codec, rate=rate)
         stream.layout = "mono"
         frame_size = stream.codec_context.frame_size or 1152
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        pcm = to_pcm16(samples)
         for start in range(0, len(pcm), frame_size):
             chunk = pcm[start : start + frame_size]
             if len(chunk) < frame_size:

@@ -36,7 +36,7 @@ HOSTS_FILE = """\
 """
 CAP_S = 300.0
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-MAX_BASE64_CHARS = 1024 * 1024
+MAX_INLINE_BYTES = 1024 * 1024
 
 
 def _free_port() -> int:
@@ -63,7 +63,7 @@ def _start_gateway(port: int) -> subprocess.Popen:
         "VOXTRAL_FETCH__MAX_REDIRECTS": "5",
         "VOXTRAL_LIMITS__MAX_DURATION_S": str(CAP_S),
         "VOXTRAL_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
-        "VOXTRAL_LIMITS__MAX_BASE64_CHARS": str(MAX_BASE64_CHARS),
+        "VOXTRAL_LIMITS__MAX_INLINE_BYTES": str(MAX_INLINE_BYTES),
         "VOXTRAL_LOG_LEVEL": "WARNING",
     }
     gateway = subprocess.Popen(
@@ -149,7 +149,7 @@ def main() -> None:
             {"model": "voxtral"}, {"file": ("big.wav", big, "audio/wav")}
         )
         results["limit:base64-chars"] = as_json(
-            {"model": "voxtral", "audio": "A" * (MAX_BASE64_CHARS + 4)}
+            {"model": "voxtral", "audio": "A" * (MAX_INLINE_BYTES + 4)}
         )
         results["limit:fetched-bytes"] = form(
             {"model": "voxtral", "file_url": server.url("/forever")}

@@ -54,7 +54,7 @@ def test_malformed_inline_audio_is_a_400(value: str) -> None:
 
 def test_length_is_checked_before_decoding() -> None:
     # Invalid base64 one character past the cap: decoding first would report "not base64".
-    limits = LimitSettings(max_base64_chars=1000)
+    limits = LimitSettings(max_inline_bytes=1000)
     with pytest.raises(AudioLimitError) as refused:
         decode_inline_audio("!" * 1001, limits)
     assert refused.value.status_code == 413

@@ -22,6 +22,7 @@ import soundfile as sf
 import soxr
 
 from voxtral_gateway.errors import AudioLimitError, UnsupportedAudioError
+from voxtral_gateway.pipeline.pcm16 import from_pcm16
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio
 from voxtral_gateway.settings import LimitSettings
 
@@ -99,9 +100,8 @@ def _plain_wav_blocks(wav: wave.Wave_read) -> Iterator[np.ndarray]:
     """A plain WAV's samples as float32, exactly as libsndfile scales them (x / 32768). The
     header's frame count was checked against the cap, and readframes never reads past it."""
     while frames := wav.readframes(_BLOCK_FRAMES):
-        pcm = np.frombuffer(frames, dtype="<i2", count=len(frames) // 2)
-        if len(pcm):
-            yield pcm.astype(np.float32) * np.float32(1 / 32768)
+        if len(frames) >= 2:
+            yield from_pcm16(frames)
 
 
 def _size(file: BinaryIO) -> int:

@@ -2,8 +2,10 @@
 
 Three ways in: a multipart `file` (as the OpenAI SDK sends it), a `file_url` (https URL fetched
 by our guarded fetcher, or inline data URL / base64), or a JSON body with `file_url` / `audio`.
-Byte limits are enforced while the body streams (BodySizeLimitMiddleware) and, for inline
-base64, from the encoded length before decoding.
+Byte limits are enforced while the body streams (BodySizeLimitMiddleware: `max_upload_bytes`
+for multipart, the lower `max_inline_bytes` for a body that cannot carry a spooled file) and,
+for a multipart text field, by the form parser's part cap; base64 is checked from its encoded
+length before decoding.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from voxtral_gateway.errors import InvalidRequestError, UrlRejectedError
 from voxtral_gateway.pipeline.decode import AudioSource
 from voxtral_gateway.pipeline.fetch import fetch_audio
-from voxtral_gateway.pipeline.inline import classify_file_url, decode_inline_audio
+from voxtral_gateway.pipeline.inline import (
+    classify_file_url,
+    decode_inline_audio,
+    inline_too_large,
+)
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.settings import Settings
 
@@ -56,11 +63,16 @@ async def _read_form(
         form = await request.form(
             max_files=1,
             max_fields=_FORM_FIELDS_MAX,
-            max_part_size=settings.limits.max_base64_chars + 1024,
+            # Text fields are held in memory (`file_url`/`audio` inline), unlike the file.
+            max_part_size=settings.limits.max_inline_bytes,
         )
-    except MultiPartException as exc:
+    except (MultiPartException, HTTPException) as exc:
+        # Starlette reports its own limits as a 400 HTTPException inside an app.
+        message = exc.message if isinstance(exc, MultiPartException) else str(exc.detail)
+        if message.startswith(("Part exceeded", "Field exceeded")):
+            raise inline_too_large(settings.limits.max_inline_bytes) from None
         raise InvalidRequestError(
-            f"Malformed multipart body: {exc.message}", code="invalid_body"
+            f"Malformed multipart body: {message}", code="invalid_body"
         ) from exc
     fields: dict[str, Any] = {}
     upload: UploadFile | None = None

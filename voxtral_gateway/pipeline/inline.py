@@ -48,15 +48,12 @@ def classify_file_url(value: str) -> FileUrlKind:
 def decode_inline_audio(value: str, limits: LimitSettings, *, param: str = "file_url") -> bytes:
     """Return the file bytes of a base64 data URL or bare base64 string.
 
-    The length is checked before anything else (413 past `limits.max_base64_chars`, or when
+    The length is checked before anything else (413 past `limits.max_inline_bytes`, or when
     the decoded size would pass `limits.max_upload_bytes`); bad base64 or a non-audio data
     URL is a 400. Whitespace (line-wrapped base64) and missing `=` padding are tolerated.
     """
-    if len(value) > limits.max_base64_chars:
-        raise AudioLimitError(
-            f"Inline audio is longer than {limits.max_base64_chars} base64 characters.",
-            param=param,
-        )
+    if len(value) > limits.max_inline_bytes:
+        raise inline_too_large(limits.max_inline_bytes, param)
     chunk = _audio_chunk(value, param)
     text = chunk.input_audio if isinstance(chunk.input_audio, str) else ""
     if _url_type(text) is not AudioURLType.base64:
@@ -87,6 +84,16 @@ def decode_inline_audio(value: str, limits: LimitSettings, *, param: str = "file
             f"Inline audio decodes to more than {limits.max_upload_bytes} bytes.", param=param
         )
     return data
+
+
+def inline_too_large(max_bytes: int, param: str = "audio") -> AudioLimitError:
+    """The 413 for inline audio past `max_inline_bytes`, saying how to send more."""
+    return AudioLimitError(
+        f"Inline audio (a JSON or form-encoded body, or a multipart text field) is held in "
+        f"memory: at most {max_bytes} bytes. Upload larger audio as a multipart 'file'.",
+        param=param,
+        code="inline_audio_too_large",
+    )
 
 
 def _url_type(url: str) -> AudioURLType:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import websockets
 
+from voxtral_gateway.pipeline.pcm16 import to_pcm16
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.realtime.protocol import error_event, server_event
 from voxtral_gateway.realtime.transcriber import COMPLETED, DELTA, FAILED, Emit
@@ -36,8 +37,7 @@ _END = object()
 
 
 def _pcm16_b64(samples: np.ndarray) -> str:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
-    return base64.b64encode(pcm.tobytes()).decode("ascii")
+    return base64.b64encode(to_pcm16(samples).tobytes()).decode("ascii")
 
 
 class BridgeTranscriber:

@@ -19,6 +19,7 @@ import onnxruntime
 import soxr
 
 from voxtral_gateway.errors import InvalidRequestError
+from voxtral_gateway.pipeline.pcm16 import from_pcm16
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.realtime.protocol import (
     INPUT_RATE_HZ,
@@ -129,7 +130,7 @@ class RealtimeSession:
                 param="audio",
                 code="invalid_audio",
             )
-        pcm = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        pcm = from_pcm16(raw)
         return self._resampler.resample_chunk(pcm)
 
     async def _append(self, audio_b64: str) -> None:
