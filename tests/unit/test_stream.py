@@ -8,9 +8,10 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures.audio import AudioClip
-from voxtral_gateway.pipeline.decode import decode_audio, decode_blocks
+from tests.whole_file import decode_whole, fixed_window_segments, vad_segments
+from voxtral_gateway.pipeline.decode import decode_blocks
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment
-from voxtral_gateway.pipeline.segment import fixed_windows, segment_audio, vad_params
+from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stream import (
     FixedWindowSegmenter,
     Segmenter,
@@ -40,7 +41,7 @@ def test_a_file_within_one_chunk_is_segmented_exactly_as_a_whole(
 ) -> None:
     data = speech_60s.read_bytes()
     params = vad_params(VadSettings())
-    whole = segment_audio(decode_audio(data, LimitSettings()), detector, params)
+    whole = vad_segments(decode_whole(data), detector, params)
     streamed, batches = _stream(
         data, VadSegmenter(detector, params, warmup_s=WARMUP_S), chunk_s=120.0
     )
@@ -68,7 +69,7 @@ def test_only_a_file_within_one_chunk_is_offered_whole_before_vad(
     assert (len(batches) == 1) is one_chunk
     if one_chunk:
         assert len(offered) == 1
-        np.testing.assert_array_equal(offered[0], decode_audio(data, LimitSettings()).samples)
+        np.testing.assert_array_equal(offered[0], decode_whole(data).samples)
     else:
         assert offered == []
 
@@ -80,7 +81,7 @@ def test_a_long_file_in_chunks_gives_the_whole_file_segments_in_bounded_memory(
     assert rate == SAMPLE_RATE_HZ
     params = vad_params(VadSettings())
     # The chunked detector carries its LSTM state: exactly one pass over the whole file.
-    whole = segment_audio(Audio(samples), load_detector(VadSettings(batch_streams=1)), params)
+    whole = vad_segments(Audio(samples), load_detector(VadSettings(batch_streams=1)), params)
     segmenter = VadSegmenter(detector, params, warmup_s=WARMUP_S)
     peak_retained = 0
     streamed: list[Segment] = []
@@ -107,7 +108,7 @@ def test_a_detector_without_state_carry_warms_up_each_chunk(speech_60s: AudioCli
     stock = load_detector(VadSettings(detector="stock"))
     params = vad_params(VadSettings())
     data = speech_60s.read_bytes()
-    whole = segment_audio(decode_audio(data, LimitSettings()), stock, params)
+    whole = vad_segments(decode_whole(data), stock, params)
     streamed, batches = _stream(data, VadSegmenter(stock, params, warmup_s=10.0), chunk_s=15.0)
     assert len(batches) >= 4 and len(streamed) == len(whole) >= 2
     for ours, theirs in zip(streamed, whole, strict=True):
@@ -128,7 +129,7 @@ def test_long_silence_keeps_nothing_and_finds_nothing(detector: SpeechDetector) 
 
 def test_vad_off_windows_match_the_whole_file_cut(speech_60s: AudioClip) -> None:
     data = speech_60s.read_bytes()
-    whole = fixed_windows(decode_audio(data, LimitSettings()), 25.0)
+    whole = fixed_window_segments(decode_whole(data), 25.0)
     streamed, batches = _stream(data, FixedWindowSegmenter(25.0), chunk_s=20.0)
     assert len(batches) >= 3
     assert [(s.index, s.start_s, s.end_s) for s in streamed] == [

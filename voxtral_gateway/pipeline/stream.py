@@ -4,7 +4,7 @@
 arrived (and at the end), runs VAD over it and hands on every segment that audio still to
 come can no longer change. It keeps only the audio from the first unfinished segment (or the
 VAD warm-up, if earlier): about `chunk_s + 2 windows`, whatever the file's length. A file no
-longer than one chunk gets one VAD call over all of it, which is exactly `segment_audio`.
+longer than one chunk gets one VAD call over all of it.
 
 The batched detector carries its LSTM state from chunk to chunk (`SileroStream`), so the
 probabilities are exactly those of one pass over the whole file. Another detector runs each
