@@ -124,7 +124,7 @@ async def create_transcription(
         source = await service.audio_source(params, ingested.upload)
         read_s = time.perf_counter() - started
         options = service.options_for(params)
-        prepared = await service.prepare(source, options, ticket.add_batch)
+        prepared = await service.prepare(source, options, ticket.add_chunk)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
             streaming = True
