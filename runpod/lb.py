@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Iterator
 
 import uvicorn
@@ -30,28 +29,18 @@ from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger("voxtral_lb")
 
-# RunPod polls often; one real one-token inference per this many seconds is enough.
-_PING_CACHE_S = 2.0
-
 
 class PingState:
     """Readiness as RunPod's load balancer reads it, from the gateway's real engine probe."""
 
     def __init__(self) -> None:
         self.has_been_ready = False
-        self._checked_at: float | None = None
-        self._is_ready = False
-        self._lock = asyncio.Lock()
 
     async def check(self, runtime: Runtime | None) -> Response:
         if runtime is None:
             return Response(status_code=204)  # gateway lifespan still starting
-        async with self._lock:
-            now = time.monotonic()
-            if self._checked_at is None or now - self._checked_at > _PING_CACHE_S:
-                self._is_ready = any((await runtime.upstream.probe()).values())
-                self._checked_at = time.monotonic()
-        if self._is_ready:
+        # The gateway's own readiness cache: /ping and /ready share one probe.
+        if await runtime.readiness.check():
             self.has_been_ready = True
             return JSONResponse({"status": "healthy"})
         if not self.has_been_ready:

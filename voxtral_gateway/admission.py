@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from voxtral_gateway.errors import OverloadedError, UpstreamUnavailableError
-from voxtral_gateway.pipeline.stream import Batch
+from voxtral_gateway.pipeline.stream import ChunkSegments
 from voxtral_gateway.ratelimit import charge_audio_s
 from voxtral_gateway.settings import Settings
 
@@ -36,8 +36,8 @@ class Ticket:
         self.audio_s += audio_s
         self.segments += segments
 
-    def add_batch(self, batch: Batch) -> None:
-        self.add(batch.added_s, len(batch.segments))
+    def add_chunk(self, chunk: ChunkSegments) -> None:
+        self.add(chunk.added_s, len(chunk.segments))
 
     def segment_done(self) -> None:
         if self.segments > 0:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -68,3 +71,29 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+@dataclass
+class RequestRecord:
+    """One transcription request in the metrics: its outcome, latency and in-flight share are
+    written once, when its response is over (for a stream, when the stream ends)."""
+
+    metrics: Metrics
+    response_format: str = "json"
+    started: float = field(default_factory=time.perf_counter)
+    is_in_flight: bool = False
+    is_finished: bool = False
+
+    def admitted(self) -> None:
+        self.is_in_flight = True
+        self.metrics.in_flight_requests.inc()
+
+    def finish(self, status: int) -> None:
+        """Count the outcome; later calls change nothing (the first status is the real one)."""
+        if self.is_finished:
+            return
+        self.is_finished = True
+        self.metrics.requests.labels(str(status), self.response_format).inc()
+        if self.is_in_flight:
+            self.metrics.in_flight_requests.dec()
+        self.metrics.request_seconds.observe(time.perf_counter() - self.started)

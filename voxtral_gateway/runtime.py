@@ -17,19 +17,12 @@ import aiohttp
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
+from voxtral_gateway.readiness import Readiness
 from voxtral_gateway.service import TranscriptionService
 from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ProbeCache:
-    """Last `/ready` probe, so a burst of probes costs one inference."""
-
-    checked_at: float | None = None
-    engines: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,7 +35,7 @@ class Runtime:
     metrics: Metrics
     segment_slots: asyncio.Semaphore
     admission: Admission
-    probe_cache: ProbeCache = field(default_factory=ProbeCache)
+    readiness: Readiness
     service: TranscriptionService = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +80,7 @@ async def open_runtime(
             metrics=metrics,
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),
             admission=admission,
+            readiness=Readiness(upstream),
         )
     finally:
         if owns_client:

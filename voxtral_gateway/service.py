@@ -24,7 +24,7 @@ import numpy as np
 
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.events import delta_payload, done_payload
-from voxtral_gateway.pipeline.head_start import HeadStart, drop
+from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip, cancel_unawaited
 from voxtral_gateway.pipeline.ingest import resolve_audio_source
 from voxtral_gateway.pipeline.records import (
     SAMPLE_RATE_HZ,
@@ -36,7 +36,7 @@ from voxtral_gateway.pipeline.records import (
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stitch import clean_text, stitch
 from voxtral_gateway.pipeline.stream import (
-    Batch,
+    ChunkSegments,
     FixedWindowSegmenter,
     Segmenter,
     VadSegmenter,
@@ -75,16 +75,17 @@ class PreparedAudio:
 
     def __init__(
         self,
-        batches: Iterator[Batch],
-        first: Batch,
-        on_batch: list[Callable[[Batch], None]],
-        head_start: asyncio.Task[str] | None = None,
+        chunks: Iterator[ChunkSegments],
+        first: ChunkSegments,
+        on_chunk: list[Callable[[ChunkSegments], None]],
+        speculative_answer: asyncio.Task[str] | None = None,
     ) -> None:
-        self._batches = batches
-        self.head_start = head_start
-        """The engine's answer for the one segment, asked before VAD ran (head_start.py)."""
+        self._chunks = chunks
+        self.speculative_answer = speculative_answer
+        """The engine's answer for the whole clip, asked before VAD ran and kept because VAD
+        found it to be the one segment (the head start, head_start.py)."""
         self._ready: collections.deque[Segment] = collections.deque()
-        self._on_batch = on_batch
+        self._on_chunk = on_chunk
         self.duration_s = 0.0
         self.decode_s = 0.0
         self.vad_s = 0.0
@@ -92,15 +93,15 @@ class PreparedAudio:
         self.done = False
         self._take(first)
 
-    def _take(self, batch: Batch) -> None:
-        self._ready.extend(batch.segments)
-        self.duration_s = batch.decoded_s
-        self.decode_s += batch.decode_s
-        self.vad_s += batch.vad_s
-        self.segment_count += len(batch.segments)
-        self.done = batch.last
-        for callback in self._on_batch:
-            callback(batch)
+    def _take(self, chunk: ChunkSegments) -> None:
+        self._ready.extend(chunk.segments)
+        self.duration_s = chunk.decoded_s
+        self.decode_s += chunk.decode_s
+        self.vad_s += chunk.vad_s
+        self.segment_count += len(chunk.segments)
+        self.done = chunk.last
+        for callback in self._on_chunk:
+            callback(chunk)
 
     async def segments(self) -> AsyncIterator[Segment]:
         while True:
@@ -109,12 +110,12 @@ class PreparedAudio:
                 yield self._ready.popleft()
             if self.done:
                 return
-            self._take(await asyncio.to_thread(next, self._batches))
+            self._take(await asyncio.to_thread(next, self._chunks))
 
     def discard(self) -> None:
         """The request is over: a head-start call nobody awaited stops."""
-        if self.head_start is not None and not self.head_start.done():
-            drop(self.head_start)
+        if self.speculative_answer is not None and not self.speculative_answer.done():
+            cancel_unawaited(self.speculative_answer)
 
 
 class TranscriptionService:
@@ -161,20 +162,20 @@ class TranscriptionService:
         self,
         source: AudioSource | Audio,
         options: TranscriptionOptions,
-        on_batch: Callable[[Batch], None] | None = None,
+        on_chunk: Callable[[ChunkSegments], None] | None = None,
     ) -> PreparedAudio:
         """Decode and segment the first chunk off the event loop (all of a short file);
-        `on_batch` sees that chunk and every later one. No segments means no speech.
+        `on_chunk` sees that chunk and every later one. No segments means no speech.
         An `Audio` (already decoded, as the realtime socket has it) skips the decoder."""
         runtime = self._runtime
-        head_start: HeadStart | None = None
+        whole_clip: SpeculativeWholeClip | None = None
         if options.use_vad:
-            head_start = self._head_start(options)
+            whole_clip = self._speculative_whole_clip(options)
             segmenter: Segmenter = VadSegmenter(
                 runtime.detector,
                 vad_params(self.settings.vad, options.vad_overrides),
                 warmup_s=self.settings.vad.stream_warmup_s,
-                on_whole_file=head_start.offer if head_start else None,
+                on_whole_file=whole_clip.offer if whole_clip else None,
             )
         else:
             segmenter = FixedWindowSegmenter(self.settings.vad.segment_max_s)
@@ -183,24 +184,24 @@ class TranscriptionService:
             if isinstance(source, Audio)
             else decode_blocks(source, self.settings.limits)
         )
-        batches = segment_stream(blocks, segmenter, chunk_s=self.settings.vad.chunk_s)
+        chunks = segment_stream(blocks, segmenter, chunk_s=self.settings.vad.chunk_s)
         # One thread hop for decode and VAD: each hop costs the event loop a wake-up (~0.1 ms).
         try:
-            first = await asyncio.to_thread(next, batches)
+            first = await asyncio.to_thread(next, chunks)
         except BaseException:
-            if head_start is not None:
-                head_start.close()
+            if whole_clip is not None:
+                whole_clip.close()
             raise
         early = None
-        if head_start is not None and head_start.started:
-            early = head_start.settle(first.segments)
+        if whole_clip is not None and whole_clip.started:
+            early = whole_clip.settle(first.segments)
             runtime.metrics.head_starts.labels("used" if early else "cancelled").inc()
-        callbacks = [lambda batch: self._observe(batch, options)]
-        if on_batch is not None:
-            callbacks.append(on_batch)
-        return PreparedAudio(batches, first, callbacks, early)
+        callbacks = [lambda chunk: self._observe(chunk, options)]
+        if on_chunk is not None:
+            callbacks.append(on_chunk)
+        return PreparedAudio(chunks, first, callbacks, early)
 
-    def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
+    def _speculative_whole_clip(self, options: TranscriptionOptions) -> SpeculativeWholeClip | None:
         settings = self.settings.head_start
         if not settings.enabled:
             return None
@@ -216,21 +217,21 @@ class TranscriptionService:
                 global_slots=runtime.segment_slots,
             )
 
-        return HeadStart(
+        return SpeculativeWholeClip(
             settings,
             launch,
             busy_segments=lambda: runtime.admission.pending_segments,
             loop=asyncio.get_running_loop(),
         )
 
-    def _observe(self, batch: Batch, options: TranscriptionOptions) -> None:
+    def _observe(self, chunk: ChunkSegments, options: TranscriptionOptions) -> None:
         metrics = self._runtime.metrics
-        metrics.decode_seconds.observe(batch.decode_s)
-        metrics.audio_seconds.inc(batch.added_s)
+        metrics.decode_seconds.observe(chunk.decode_s)
+        metrics.audio_seconds.inc(chunk.added_s)
         if options.use_vad:
-            metrics.vad_seconds.observe(batch.vad_s)
-        metrics.segments.inc(len(batch.segments))
-        metrics.speech_seconds.inc(sum(s.duration_s for s in batch.segments))
+            metrics.vad_seconds.observe(chunk.vad_s)
+        metrics.segments.inc(len(chunk.segments))
+        metrics.speech_seconds.inc(sum(s.duration_s for s in chunk.segments))
 
     # --- engine calls and stitching ------------------------------------------------------
 
@@ -238,8 +239,8 @@ class TranscriptionService:
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order; cancelling the iteration cancels the upstream calls."""
-        if prepared.head_start is not None:
-            return _head_start_result(prepared, prepared.head_start)
+        if prepared.speculative_answer is not None:
+            return _speculative_result(prepared, prepared.speculative_answer)
         runtime = self._runtime
         return transcribe_segments(
             prepared.segments(),
@@ -316,7 +317,7 @@ class TranscriptionService:
         return transcript.text
 
 
-async def _head_start_result(
+async def _speculative_result(
     prepared: PreparedAudio, answer: asyncio.Task[str]
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""

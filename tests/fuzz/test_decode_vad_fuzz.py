@@ -13,10 +13,10 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.whole_file import decode_whole, vad_segments
 from voxtral_gateway.errors import GatewayError
-from voxtral_gateway.pipeline.decode import decode_audio
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
-from voxtral_gateway.pipeline.segment import segment_audio, vad_params
+from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.vad import load_detector
 from voxtral_gateway.settings import LimitSettings, VadSettings
 
@@ -121,7 +121,7 @@ def lying_wav(draw: st.DrawFn) -> bytes:
 
 def _check_pipeline(data: bytes, detector, overrides: dict | None = None) -> None:
     try:
-        audio = decode_audio(data, LIMITS)
+        audio = decode_whole(data, LIMITS)
     except GatewayError as exc:
         assert 400 <= exc.status_code < 500, exc
         return
@@ -132,7 +132,7 @@ def _check_pipeline(data: bytes, detector, overrides: dict | None = None) -> Non
     except GatewayError as exc:
         assert exc.status_code == 400 and exc.param == "chunking_strategy"
         return
-    segments = segment_audio(audio, detector, params)
+    segments = vad_segments(audio, detector, params)
     previous_end_s = 0.0
     for index, segment in enumerate(segments):
         assert segment.index == index
@@ -179,6 +179,6 @@ def test_lying_wav_headers_never_escape_as_500(data: bytes, detector) -> None:
 def test_non_finite_float_samples_decode_to_finite_audio() -> None:
     # Found by the big fuzz run: NaN/inf in a float WAV went through decode untouched.
     samples = np.array([[0.5, np.nan], [np.inf, -np.inf], [0.1, 0.2]] * 2000, np.float32)
-    audio = decode_audio(_encoded(samples, 16_000, "WAV", "FLOAT"), LIMITS)
+    audio = decode_whole(_encoded(samples, 16_000, "WAV", "FLOAT"), LIMITS)
     assert np.isfinite(audio.samples).all()
     assert audio.samples.min() >= -1.0 and audio.samples.max() <= 1.0

@@ -16,8 +16,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from tests.whole_file import decode_whole
 from voxtral_gateway.errors import GatewayError
-from voxtral_gateway.pipeline.decode import decode_audio
 from voxtral_gateway.settings import LimitSettings
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -50,7 +50,7 @@ def main() -> None:
     limits = LimitSettings(max_duration_s=float(sys.argv[2]))
     # Warm up the decoders on a tiny prefix so one-time library allocations are in the baseline.
     with contextlib.suppress(GatewayError):
-        decode_audio(data[:4096], limits)
+        decode_whole(data[:4096], limits)
     tracemalloc.start()
     baseline = _rss_bytes()
     sampler = _PeakSampler()
@@ -58,7 +58,7 @@ def main() -> None:
     started = time.monotonic()
     outcome, status, duration_s = "decoded", 200, None
     try:
-        audio = decode_audio(data, limits)
+        audio = decode_whole(data, limits)
         duration_s = audio.duration_s
         del audio
     except GatewayError as exc:

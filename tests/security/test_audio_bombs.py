@@ -1,7 +1,8 @@
 """Small files that decode to hours are refused (413) with peak memory under 2x the cap.
 
-Each file is decoded by `decode_audio` in a fresh process (decode_probe.py) that samples its
-RSS every 5 ms, so native decoder buffers count, not only Python objects.
+Each file is decoded whole (`tests.whole_file.decode_whole`) in a fresh process
+(decode_probe.py) that samples its RSS every 5 ms, so native decoder buffers count, not only
+Python objects.
 """
 
 from __future__ import annotations

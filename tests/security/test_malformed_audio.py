@@ -1,6 +1,6 @@
 """Malformed, truncated and corrupted files of every container: a 4xx or valid audio, never a 500.
 
-`decode_audio` runs in the route's worker thread; anything it raises that is not a
+`decode_blocks` runs in the route's worker thread; anything it raises that is not a
 GatewayError becomes a 500, so every case here asserts exactly that contract.
 """
 
@@ -15,8 +15,8 @@ import soundfile as sf
 
 from tests.fixtures.audio import AudioFactory
 from tests.security.containers import CONTAINERS, encode, hide_flac_length, video_only_mp4
+from tests.whole_file import decode_whole
 from voxtral_gateway.errors import GatewayError
-from voxtral_gateway.pipeline.decode import decode_audio
 from voxtral_gateway.pipeline.records import Audio
 from voxtral_gateway.settings import LimitSettings
 
@@ -32,7 +32,7 @@ def valid_files(audio_factory: AudioFactory) -> dict[str, bytes]:
 
 def _decode_is_4xx_or_audio(data: bytes) -> Audio | GatewayError:
     try:
-        audio = decode_audio(data, LIMITS)
+        audio = decode_whole(data, LIMITS)
     except GatewayError as exc:
         assert 400 <= exc.status_code < 500, exc
         return exc
@@ -135,5 +135,5 @@ def test_flac_without_a_sample_count_in_its_header_still_decodes(
     valid_files: dict[str, bytes],
 ) -> None:
     # Encoders writing to a pipe cannot seek back to fill STREAMINFO's total-samples field.
-    audio = decode_audio(hide_flac_length(valid_files["flac"]), LIMITS)
+    audio = decode_whole(hide_flac_length(valid_files["flac"]), LIMITS)
     assert audio.duration_s > 1.0

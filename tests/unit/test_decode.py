@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.whole_file import decode_whole
 from voxtral_gateway.errors import AudioLimitError, UnsupportedAudioError
 from voxtral_gateway.pipeline import decode
-from voxtral_gateway.pipeline.decode import decode_audio, decode_blocks
+from voxtral_gateway.pipeline.decode import decode_blocks
 from voxtral_gateway.settings import LimitSettings
 
 DURATION_S = 2.0
@@ -63,7 +64,7 @@ CONTAINERS = {
 
 @pytest.mark.parametrize("name", sorted(CONTAINERS))
 def test_every_container_decodes_to_mono_16k(name: str) -> None:
-    audio = decode_audio(CONTAINERS[name](), LimitSettings())
+    audio = decode_whole(CONTAINERS[name](), LimitSettings())
     assert audio.samples.dtype == np.float32
     assert audio.samples.ndim == 1
     # Codecs add priming/padding; the length stays within 100 ms of the source.
@@ -79,7 +80,7 @@ def test_truncated_files_are_400_not_500(name: str) -> None:
     data = CONTAINERS[name]()
     for cut in (12, 64, len(data) // 3):
         try:
-            audio = decode_audio(data[:cut], LimitSettings())
+            audio = decode_whole(data[:cut], LimitSettings())
         except UnsupportedAudioError as exc:
             assert exc.status_code == 400
         else:
@@ -90,26 +91,26 @@ def test_truncated_files_are_400_not_500(name: str) -> None:
 def test_garbage_and_empty_bytes_are_unsupported() -> None:
     for data in (b"", b"not audio at all" * 100, bytes(range(256)) * 50):
         with pytest.raises(UnsupportedAudioError) as caught:
-            decode_audio(data, LimitSettings())
+            decode_whole(data, LimitSettings())
         assert caught.value.status_code == 400
 
 
 def test_duration_cap_refuses_from_header_before_decoding() -> None:
     with pytest.raises(AudioLimitError) as caught:
-        decode_audio(CONTAINERS["flac"](), LimitSettings(max_duration_s=1.0))
+        decode_whole(CONTAINERS["flac"](), LimitSettings(max_duration_s=1.0))
     assert caught.value.status_code == 413
 
 
 def test_duration_cap_stops_pyav_decoding() -> None:
     with pytest.raises(AudioLimitError):
-        decode_audio(CONTAINERS["m4a-aac"](), LimitSettings(max_duration_s=1.0))
+        decode_whole(CONTAINERS["m4a-aac"](), LimitSettings(max_duration_s=1.0))
 
 
 def test_channel_and_rate_caps() -> None:
     with pytest.raises(AudioLimitError, match="channels"):
-        decode_audio(_soundfile_bytes("WAV", "PCM_16", channels=4), LimitSettings(max_channels=2))
+        decode_whole(_soundfile_bytes("WAV", "PCM_16", channels=4), LimitSettings(max_channels=2))
     with pytest.raises(AudioLimitError, match="sample rate"):
-        decode_audio(CONTAINERS["wav-44k-stereo"](), LimitSettings(max_sample_rate_hz=16_000))
+        decode_whole(CONTAINERS["wav-44k-stereo"](), LimitSettings(max_sample_rate_hz=16_000))
 
 
 def _spooled(data: bytes, max_size: int) -> tempfile.SpooledTemporaryFile:

@@ -1,4 +1,4 @@
-"""HeadStart's decisions: when the whole clip goes ahead of VAD, and when VAD's answer wins.
+"""SpeculativeWholeClip: when the whole clip goes ahead of VAD, and when VAD's answer wins.
 
 The engine call is a coroutine here (what it sends is covered by the engine tests); these
 tests drive the offer from a real thread into a real event loop, as the gateway does.
@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from voxtral_gateway.pipeline.head_start import HeadStart
+from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment
 from voxtral_gateway.settings import HeadStartSettings
 
@@ -46,9 +46,9 @@ def _segment(start_s: float, end_s: float) -> Segment:
 
 async def _offer_from_thread(
     samples: np.ndarray, settings: HeadStartSettings | None = None, busy: int = 0
-) -> tuple[HeadStart, EngineCalls]:
+) -> tuple[SpeculativeWholeClip, EngineCalls]:
     calls = EngineCalls()
-    head_start = HeadStart(
+    head_start = SpeculativeWholeClip(
         settings or HeadStartSettings(),
         calls.launch,
         busy_segments=lambda: busy,
@@ -119,7 +119,7 @@ def test_no_call_is_started(samples, settings, busy, why) -> None:
 def test_a_request_closed_before_the_loop_starts_the_call_never_starts_it() -> None:
     async def scenario() -> None:
         calls = EngineCalls()
-        head_start = HeadStart(
+        head_start = SpeculativeWholeClip(
             HeadStartSettings(),
             calls.launch,
             busy_segments=lambda: 0,

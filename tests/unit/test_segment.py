@@ -9,14 +9,13 @@ import pytest
 from silero_vad import get_speech_timestamps_from_probs
 
 from bench.corpus import synthesize
+from tests.whole_file import fixed_window_segments, vad_segments
 from voxtral_gateway.errors import InvalidRequestError
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Span
 from voxtral_gateway.pipeline.segment import (
     VadParams,
     detect_speech,
-    fixed_windows,
     merge_spans,
-    segment_audio,
     vad_params,
 )
 from voxtral_gateway.pipeline.vad import FRAME_S, SpeechDetector, load_detector
@@ -214,12 +213,12 @@ def test_vad_params_rejects_bad_overrides(overrides: dict) -> None:
     assert info.value.param == "chunking_strategy"
 
 
-# --- fixed_windows (VAD off) ---------------------------------------------------------------
+# --- fixed windows (VAD off) ---------------------------------------------------------------
 
 
 def test_fixed_windows_cover_the_file_back_to_back() -> None:
     audio = Audio(np.arange(int(7.5 * SAMPLE_RATE_HZ), dtype=np.float32))
-    segments = fixed_windows(audio, 2.0)
+    segments = fixed_window_segments(audio, 2.0)
     assert [(s.index, s.start_s, s.end_s) for s in segments] == [
         (0, 0.0, 2.0), (1, 2.0, 4.0), (2, 4.0, 6.0), (3, 6.0, 7.5)
     ]  # fmt: skip
@@ -227,25 +226,25 @@ def test_fixed_windows_cover_the_file_back_to_back() -> None:
 
 
 def test_fixed_windows_of_empty_audio_is_empty() -> None:
-    assert fixed_windows(Audio(np.zeros(0, dtype=np.float32)), 30.0) == []
+    assert fixed_window_segments(Audio(np.zeros(0, dtype=np.float32)), 30.0) == []
 
 
-# --- segment_audio on real speech ----------------------------------------------------------
+# --- VAD segments on real speech ----------------------------------------------------------
 
 
 def test_silence_only_gives_no_segments(detector: SpeechDetector) -> None:
     rng = np.random.default_rng(0)
     quiet_noise = (rng.standard_normal(20 * SAMPLE_RATE_HZ) * 0.003).astype(np.float32)
-    assert segment_audio(Audio(_silence(20.0)), detector, _params()) == []
-    assert segment_audio(Audio(quiet_noise), detector, _params()) == []
-    assert segment_audio(Audio(_silence(0.0)), detector, _params()) == []
+    assert vad_segments(Audio(_silence(20.0)), detector, _params()) == []
+    assert vad_segments(Audio(quiet_noise), detector, _params()) == []
+    assert vad_segments(Audio(_silence(0.0)), detector, _params()) == []
 
 
 def test_every_sentence_lands_whole_in_one_segment(
     detector: SpeechDetector, spoken: tuple[Audio, list[Span]]
 ) -> None:
     audio, sentences = spoken
-    segments = segment_audio(audio, detector, _params())
+    segments = vad_segments(audio, detector, _params())
     assert len(segments) == 1  # ~25 s of speech and pauses fits one 30 s window
     assert segments[0].start_s <= sentences[0].start_s
     assert segments[0].end_s >= sentences[-1].end_s
@@ -256,7 +255,7 @@ def test_segments_respect_the_window_and_cut_only_in_pauses(
 ) -> None:
     audio, sentences = spoken
     max_segment_s = 6.0  # a little under two sentences: forces a cut every sentence or two
-    segments = segment_audio(audio, detector, _params(max_segment_s=max_segment_s))
+    segments = vad_segments(audio, detector, _params(max_segment_s=max_segment_s))
     assert len(segments) >= 3
     assert [s.index for s in segments] == list(range(len(segments)))
     for segment in segments:

@@ -8,9 +8,10 @@ import pytest
 import soundfile as sf
 
 from tests.fixtures.audio import AudioClip
-from voxtral_gateway.pipeline.decode import decode_audio, decode_blocks
+from tests.whole_file import decode_whole, fixed_window_segments, vad_segments
+from voxtral_gateway.pipeline.decode import decode_blocks
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment
-from voxtral_gateway.pipeline.segment import fixed_windows, segment_audio, vad_params
+from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stream import (
     FixedWindowSegmenter,
     Segmenter,
@@ -30,9 +31,9 @@ def detector() -> SpeechDetector:
 
 
 def _stream(data: bytes, segmenter: Segmenter, chunk_s: float) -> tuple[list[Segment], list]:
-    """Decode `data` block by block through `segmenter`: (all segments, the batches)."""
-    batches = list(segment_stream(decode_blocks(data, LimitSettings()), segmenter, chunk_s=chunk_s))
-    return [s for b in batches for s in b.segments], batches
+    """Decode `data` block by block through `segmenter`: (all segments, the chunks)."""
+    chunks = list(segment_stream(decode_blocks(data, LimitSettings()), segmenter, chunk_s=chunk_s))
+    return [s for b in chunks for s in b.segments], chunks
 
 
 def test_a_file_within_one_chunk_is_segmented_exactly_as_a_whole(
@@ -40,11 +41,11 @@ def test_a_file_within_one_chunk_is_segmented_exactly_as_a_whole(
 ) -> None:
     data = speech_60s.read_bytes()
     params = vad_params(VadSettings())
-    whole = segment_audio(decode_audio(data, LimitSettings()), detector, params)
-    streamed, batches = _stream(
+    whole = vad_segments(decode_whole(data), detector, params)
+    streamed, chunks = _stream(
         data, VadSegmenter(detector, params, warmup_s=WARMUP_S), chunk_s=120.0
     )
-    assert len(batches) == 1 and batches[0].last
+    assert len(chunks) == 1 and chunks[0].last
     assert [(s.index, s.start_s, s.end_s) for s in streamed] == [
         (s.index, s.start_s, s.end_s) for s in whole
     ]
@@ -63,12 +64,12 @@ def test_only_a_file_within_one_chunk_is_offered_whole_before_vad(
         detector, vad_params(VadSettings()), warmup_s=WARMUP_S, on_whole_file=offered.append
     )
     data = speech_60s.read_bytes()
-    _, batches = _stream(data, segmenter, chunk_s=chunk_s)
+    _, chunks = _stream(data, segmenter, chunk_s=chunk_s)
     one_chunk = chunk_s > speech_60s.duration_s
-    assert (len(batches) == 1) is one_chunk
+    assert (len(chunks) == 1) is one_chunk
     if one_chunk:
         assert len(offered) == 1
-        np.testing.assert_array_equal(offered[0], decode_audio(data, LimitSettings()).samples)
+        np.testing.assert_array_equal(offered[0], decode_whole(data).samples)
     else:
         assert offered == []
 
@@ -80,18 +81,18 @@ def test_a_long_file_in_chunks_gives_the_whole_file_segments_in_bounded_memory(
     assert rate == SAMPLE_RATE_HZ
     params = vad_params(VadSettings())
     # The chunked detector carries its LSTM state: exactly one pass over the whole file.
-    whole = segment_audio(Audio(samples), load_detector(VadSettings(batch_streams=1)), params)
+    whole = vad_segments(Audio(samples), load_detector(VadSettings(batch_streams=1)), params)
     segmenter = VadSegmenter(detector, params, warmup_s=WARMUP_S)
     peak_retained = 0
     streamed: list[Segment] = []
     blocks = iter(np.array_split(samples, len(samples) // 65_536))
-    batches = 0
-    for batch in segment_stream(blocks, segmenter, chunk_s=CHUNK_S):
-        batches += 1
-        streamed += batch.segments
+    chunks = 0
+    for chunk in segment_stream(blocks, segmenter, chunk_s=CHUNK_S):
+        chunks += 1
+        streamed += chunk.segments
         peak_retained = max(peak_retained, segmenter.retained_samples)
 
-    assert batches >= 10 and len(whole) >= 20
+    assert chunks >= 10 and len(whole) >= 20
     assert [(s.index, s.start_s, s.end_s) for s in streamed] == [
         (s.index, s.start_s, s.end_s) for s in whole
     ]
@@ -107,9 +108,9 @@ def test_a_detector_without_state_carry_warms_up_each_chunk(speech_60s: AudioCli
     stock = load_detector(VadSettings(detector="stock"))
     params = vad_params(VadSettings())
     data = speech_60s.read_bytes()
-    whole = segment_audio(decode_audio(data, LimitSettings()), stock, params)
-    streamed, batches = _stream(data, VadSegmenter(stock, params, warmup_s=10.0), chunk_s=15.0)
-    assert len(batches) >= 4 and len(streamed) == len(whole) >= 2
+    whole = vad_segments(decode_whole(data), stock, params)
+    streamed, chunks = _stream(data, VadSegmenter(stock, params, warmup_s=10.0), chunk_s=15.0)
+    assert len(chunks) >= 4 and len(streamed) == len(whole) >= 2
     for ours, theirs in zip(streamed, whole, strict=True):
         assert abs(ours.start_s - theirs.start_s) <= 0.1 and abs(ours.end_s - theirs.end_s) <= 0.1
 
@@ -120,17 +121,17 @@ def test_long_silence_keeps_nothing_and_finds_nothing(detector: SpeechDetector) 
     segmenter = VadSegmenter(detector, vad_params(VadSettings()), warmup_s=WARMUP_S)
     blocks = iter(np.array_split(hiss, 300))
     peak = 0
-    for batch in segment_stream(blocks, segmenter, chunk_s=CHUNK_S):
-        assert batch.segments == []
+    for chunk in segment_stream(blocks, segmenter, chunk_s=CHUNK_S):
+        assert chunk.segments == []
         peak = max(peak, segmenter.retained_samples)
     assert peak / SAMPLE_RATE_HZ <= CHUNK_S + 5
 
 
 def test_vad_off_windows_match_the_whole_file_cut(speech_60s: AudioClip) -> None:
     data = speech_60s.read_bytes()
-    whole = fixed_windows(decode_audio(data, LimitSettings()), 25.0)
-    streamed, batches = _stream(data, FixedWindowSegmenter(25.0), chunk_s=20.0)
-    assert len(batches) >= 3
+    whole = fixed_window_segments(decode_whole(data), 25.0)
+    streamed, chunks = _stream(data, FixedWindowSegmenter(25.0), chunk_s=20.0)
+    assert len(chunks) >= 3
     assert [(s.index, s.start_s, s.end_s) for s in streamed] == [
         (s.index, s.start_s, s.end_s) for s in whole
     ]
@@ -138,8 +139,8 @@ def test_vad_off_windows_match_the_whole_file_cut(speech_60s: AudioClip) -> None
         np.testing.assert_array_equal(ours.samples, theirs.samples)
 
 
-def test_batches_account_for_every_decoded_second(speech_60s: AudioClip) -> None:
-    _, batches = _stream(speech_60s.read_bytes(), FixedWindowSegmenter(30.0), chunk_s=10.0)
-    assert batches[-1].last and not any(b.last for b in batches[:-1])
-    assert sum(b.added_s for b in batches) == pytest.approx(batches[-1].decoded_s)
-    assert batches[-1].decoded_s == pytest.approx(speech_60s.duration_s, abs=1e-3)
+def test_chunks_account_for_every_decoded_second(speech_60s: AudioClip) -> None:
+    _, chunks = _stream(speech_60s.read_bytes(), FixedWindowSegmenter(30.0), chunk_s=10.0)
+    assert chunks[-1].last and not any(b.last for b in chunks[:-1])
+    assert sum(b.added_s for b in chunks) == pytest.approx(chunks[-1].decoded_s)
+    assert chunks[-1].decoded_s == pytest.approx(speech_60s.duration_s, abs=1e-3)

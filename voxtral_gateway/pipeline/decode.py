@@ -4,8 +4,7 @@ libsndfile (wav, flac, ogg/vorbis/opus, mp3) is tried first because it is fast a
 headers without decoding; PyAV (ffmpeg) takes everything else (m4a, mp4, webm, mpeg, ...).
 `decode_blocks` hands the audio on a block at a time, so an hour-long upload is never in
 memory whole, and stops the moment the duration cap is passed, so a small file that claims or
-decodes to hours never fills memory. `decode_audio` joins the blocks for callers that want one
-array. Synchronous: call both off the event loop.
+decodes to hours never fills memory. Synchronous: call it off the event loop.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import soxr
 
 from voxtral_gateway.errors import AudioLimitError, UnsupportedAudioError
 from voxtral_gateway.pipeline.pcm16 import from_pcm16
-from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.settings import LimitSettings
 
 logger = logging.getLogger(__name__)
@@ -33,12 +32,6 @@ _UNKNOWN_LENGTH = 2**62
 
 AudioSource = bytes | BinaryIO
 """Encoded audio: the bytes, or a seekable binary file (e.g. an upload spooled to disk)."""
-
-
-def decode_audio(source: AudioSource, limits: LimitSettings) -> Audio:
-    """Decode, downmix and resample all of `source` into one array (see `decode_blocks`)."""
-    blocks = list(decode_blocks(source, limits))
-    return Audio(samples=blocks[0] if len(blocks) == 1 else np.concatenate(blocks))
 
 
 def decode_blocks(source: AudioSource, limits: LimitSettings) -> Iterator[np.ndarray]:

@@ -22,8 +22,9 @@ Launch = Callable[[np.ndarray], Awaitable[str]]
 """Sends samples to the engine; returns the text."""
 
 
-class HeadStart:
-    """One request's head start: offered from the decode thread, settled on the event loop."""
+class SpeculativeWholeClip:
+    """One request's head start: a speculative engine call for the whole clip, offered from
+    the decode thread, kept or cancelled (`settle`) on the event loop once VAD has run."""
 
     def __init__(
         self,
@@ -72,18 +73,18 @@ class HeadStart:
             left_out_s = segments[0].start_s + (self._duration_s - segments[0].end_s)
             if left_out_s <= self._settings.max_trim_s + 1e-9:
                 return task
-        drop(task)
+        cancel_unawaited(task)
         return None
 
     def close(self) -> None:
         """The request ended before settling (an error, a cancel): stop any call."""
         self._closed = True
         if self._task is not None:
-            drop(self._task)
+            cancel_unawaited(self._task)
             self._task = None
 
 
-def drop(task: asyncio.Task[str]) -> None:
+def cancel_unawaited(task: asyncio.Task[str]) -> None:
     """Cancel, and read any failure so asyncio does not log it as never retrieved."""
     task.cancel()
     task.add_done_callback(lambda t: None if t.cancelled() else t.exception())

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 from voxtral_gateway.pipeline.records import Transcript
+from voxtral_gateway.protocol import ResponseFormat
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
-
-MEDIA_TYPES: dict[str, str] = {
+MEDIA_TYPES: dict[ResponseFormat, str] = {
     "json": "application/json",
     "verbose_json": "application/json",
     "text": "text/plain; charset=utf-8",

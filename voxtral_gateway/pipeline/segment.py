@@ -4,9 +4,10 @@ The stage is three pure steps plus the glue that runs the detector:
 
     detect_speech(probabilities, params)   -> speech spans (Silero's hysteresis state machine)
     merge_spans(spans, ...)                -> padded segment spans <= max_segment_s, cut in pauses
-    segment_audio(audio, detector, params) -> Segments with their samples; [] when no speech
+    cut_segments(audio, spans)             -> Segments with their samples
 
-`fixed_windows` is the VAD-off path: back-to-back windows of `max_segment_s`.
+pipeline/stream.py runs them a chunk of audio at a time (`VadSegmenter`), and cuts fixed
+windows when VAD is off (`FixedWindowSegmenter`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from voxtral_gateway.errors import InvalidRequestError
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment, Span
-from voxtral_gateway.pipeline.vad import FRAME_S, SpeechDetector
+from voxtral_gateway.pipeline.vad import FRAME_S
 from voxtral_gateway.settings import VadSettings
 
 _NEG_THRESHOLD_GAP = 0.15  # Silero's exit threshold sits this far below the entry threshold.
@@ -254,30 +255,6 @@ def pad_groups(
             end_s = min(end_s, (group.end_s + groups[index + 1].start_s) / 2)
         padded.append(Span(start_s, end_s))
     return padded
-
-
-def segment_audio(audio: Audio, detector: SpeechDetector, params: VadParams) -> list[Segment]:
-    """Run VAD and cut the audio into speech segments, in order; [] when there is no speech."""
-    probabilities = detector.frame_probabilities(audio.samples)
-    spans = detect_speech(probabilities, params)
-    merged = merge_spans(
-        spans,
-        max_segment_s=params.max_segment_s,
-        speech_pad_s=params.speech_pad_ms / 1000,
-        duration_s=audio.duration_s,
-        probabilities=probabilities,
-    )
-    return cut_segments(audio, merged)
-
-
-def fixed_windows(audio: Audio, max_segment_s: float) -> list[Segment]:
-    """VAD off: back-to-back windows of max_segment_s (the last one shorter); [] if empty."""
-    window = round(max_segment_s * SAMPLE_RATE_HZ)
-    spans = [
-        Span(start / SAMPLE_RATE_HZ, min(start + window, len(audio.samples)) / SAMPLE_RATE_HZ)
-        for start in range(0, len(audio.samples), window)
-    ]
-    return cut_segments(audio, spans)
 
 
 def cut_segments(

@@ -4,7 +4,7 @@
 arrived (and at the end), runs VAD over it and hands on every segment that audio still to
 come can no longer change. It keeps only the audio from the first unfinished segment (or the
 VAD warm-up, if earlier): about `chunk_s + 2 windows`, whatever the file's length. A file no
-longer than one chunk gets one VAD call over all of it, which is exactly `segment_audio`.
+longer than one chunk gets one VAD call over all of it.
 
 The batched detector carries its LSTM state from chunk to chunk (`SileroStream`), so the
 probabilities are exactly those of one pass over the whole file. Another detector runs each
@@ -42,14 +42,14 @@ from voxtral_gateway.pipeline.vad import (
 
 
 @dataclass(frozen=True)
-class Batch:
+class ChunkSegments:
     """Segments finished by one chunk of audio, in file order, and what that chunk took."""
 
     segments: list[Segment]
     decoded_s: float
     """Audio decoded so far (seconds); the file's duration once `last`."""
     added_s: float
-    """Audio decoded for this batch (seconds)."""
+    """Audio decoded for this chunk (seconds)."""
     last: bool
     decode_s: float = 0.0
     vad_s: float = 0.0
@@ -70,12 +70,12 @@ class Segmenter(Protocol):
 
 def segment_stream(
     blocks: Iterator[np.ndarray], segmenter: Segmenter, *, chunk_s: float
-) -> Iterator[Batch]:
-    """One Batch per `chunk_s` of decoded audio, the last one with `last=True`."""
+) -> Iterator[ChunkSegments]:
+    """One ChunkSegments per `chunk_s` of decoded audio, the last one with `last=True`."""
     chunk_samples = round(chunk_s * SAMPLE_RATE_HZ)
     waiting = 0
     decode_s = 0.0
-    reported = 0  # samples accounted for in earlier batches
+    reported = 0  # samples accounted for in earlier chunks
     while True:
         started = time.perf_counter()
         block = next(blocks, None)
@@ -88,7 +88,7 @@ def segment_stream(
         started = time.perf_counter()
         segments = segmenter.segments(last=block is None)
         decoded = segmenter.decoded_samples
-        yield Batch(
+        yield ChunkSegments(
             segments=segments,
             decoded_s=decoded / SAMPLE_RATE_HZ,
             added_s=(decoded - reported) / SAMPLE_RATE_HZ,

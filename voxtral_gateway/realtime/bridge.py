@@ -67,9 +67,9 @@ class BridgeTranscriber:
     async def end(self) -> None:
         await self._outbox.put(_END)
 
-    async def drop(self) -> None:
+    async def forget(self) -> None:
         # The engine cannot abort one generation; finish it and discard its text.
-        await self._outbox.put(("drop", None))
+        await self._outbox.put(("forget", None))
         await self._outbox.put(_END)
 
     async def aclose(self) -> None:
@@ -115,7 +115,7 @@ class BridgeTranscriber:
                     self._text[item_id] = ""
                     self._samples[item_id] = 0
                     await engine.send(json.dumps({"type": "input_audio_buffer.commit"}))
-                elif kind == "drop" and self._items:
+                elif kind == "forget" and self._items:
                     self._text.pop(self._items[-1], None)
                     discard = True
             elif message is _END:

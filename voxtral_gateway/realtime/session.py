@@ -108,7 +108,7 @@ class RealtimeSession:
         self.config = self.config.updated(changes)
         if self.config.turn_detection != previous:
             # A new turn-detection mode starts from a clean slate.
-            await self._drop_open()
+            await self._forget_open()
             self._detector = self._new_detector()
         if event.type == "session.update":
             await self._emit(server_event("session.updated", session=self.config.as_ga()))
@@ -243,13 +243,13 @@ class RealtimeSession:
             self._detector.force_stop()
         await self._commit_open()
 
-    async def _drop_open(self) -> None:
+    async def _forget_open(self) -> None:
         if self._open_item is not None:
             self._open_item = None
-            await self.transcriber.drop()
+            await self.transcriber.forget()
 
     async def _clear(self) -> None:
-        await self._drop_open()
+        await self._forget_open()
         if self._detector is not None:
             self._detector.force_stop()
         await self._emit(server_event("input_audio_buffer.cleared"))

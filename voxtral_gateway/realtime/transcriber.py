@@ -46,7 +46,7 @@ class UtteranceTranscriber(Protocol):
         """Commit the open utterance; its `completed` event follows when the engine answers."""
         ...
 
-    async def drop(self) -> None:
+    async def forget(self) -> None:
         """Forget the open utterance without transcribing it (buffer cleared)."""
         ...
 
@@ -128,7 +128,7 @@ class EngineTranscriber:
             utterance.interim_task.cancel()
         self._spawn(self._finish(utterance))
 
-    async def drop(self) -> None:
+    async def forget(self) -> None:
         utterance, self._open = self._open, None
         if utterance is not None and utterance.interim_task is not None:
             utterance.interim_task.cancel()

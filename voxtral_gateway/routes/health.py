@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -15,8 +13,6 @@ router = APIRouter()
 # Its own router: with `admin_port` set it is mounted on the admin app instead (app.py).
 metrics_router = APIRouter()
 
-_READY_CACHE_S = 2.0
-
 
 @router.get("/health")
 async def health() -> dict[str, str]:
@@ -27,13 +23,8 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """200 only if at least one engine completes a real (one-token) transcription."""
-    cache = runtime.probe_cache
-    now = time.monotonic()
-    if cache.checked_at is None or now - cache.checked_at > _READY_CACHE_S:
-        cache.engines = await runtime.upstream.probe()
-        cache.checked_at = time.monotonic()
-    is_ready = any(cache.engines.values())
-    body = {"status": "ready" if is_ready else "unavailable", "engines": cache.engines}
+    is_ready = await runtime.readiness.check()
+    body = {"status": "ready" if is_ready else "unavailable", "engines": runtime.readiness.engines}
     return JSONResponse(body, status_code=200 if is_ready else 503)
 
 

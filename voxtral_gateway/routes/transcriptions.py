@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
+from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.records import SegmentResult
@@ -108,33 +109,32 @@ async def create_transcription(
     request: Request, runtime: RuntimeDep, settings: SettingsDep
 ) -> Response:
     started = time.perf_counter()
-    metrics = runtime.metrics
+    record = RequestRecord(runtime.metrics, started=started)
     service = runtime.service
-    response_format = "json"
     streaming = False
     ticket = None
     prepared = None
     try:
         # Admission comes first: an overloaded gateway answers 429 before reading the body.
         ticket = runtime.admission.admit()
-        metrics.in_flight_requests.inc()
+        record.admitted()
         ingested = await read_transcription_request(request, settings)
         params = ingested.params
-        response_format = params.response_format
+        record.response_format = params.response_format
         source = await service.audio_source(params, ingested.upload)
         read_s = time.perf_counter() - started
         options = service.options_for(params)
-        prepared = await service.prepare(source, options, ticket.add_batch)
+        prepared = await service.prepare(source, options, ticket.add_chunk)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
             streaming = True
-            metrics.requests.labels("200", "stream").inc()
+            record.response_format = "stream"
             return StreamingResponse(
-                _stream_events(request, service, prepared, options, ticket),
+                _stream_events(request, service, prepared, options, ticket, record),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "Server-Timing": server_timing(timing)},
-                # Released by the stream's end too; this covers a stream that never started.
-                background=BackgroundTask(_finish, request, ticket, prepared),
+                # The stream's end releases and counts too; this covers a stream never started.
+                background=BackgroundTask(_finish, request, ticket, prepared, record),
             )
         engine_started = time.perf_counter()
         transcript = await _cancel_on_disconnect(
@@ -144,29 +144,31 @@ async def create_transcription(
         # A long file's later chunks were decoded while `engine` ran: count them too.
         timing.update(decode=prepared.decode_s, vad=prepared.vad_s)
         body = render_transcript(transcript, params.response_format)
-        metrics.requests.labels("200", response_format).inc()
         timing["total"] = time.perf_counter() - started
         headers = {"Server-Timing": server_timing(timing)}
+        record.finish(200)
         if isinstance(body, dict):
             return JSONResponse(body, headers=headers)
         return Response(body, media_type=MEDIA_TYPES[params.response_format], headers=headers)
     except GatewayError as exc:
-        metrics.requests.labels(str(exc.status_code), response_format).inc()
+        record.finish(exc.status_code)
         raise
     except ClientDisconnectedError:
-        metrics.requests.labels("499", response_format).inc()
+        record.finish(499)
         return Response(status_code=499)
     finally:
-        if ticket is not None:
-            metrics.in_flight_requests.dec()
-            if not streaming:
-                await _finish(request, ticket, prepared)
-        metrics.request_seconds.observe(time.perf_counter() - started)
+        if not streaming:
+            record.finish(500)  # anything not counted above became a 500
+            if ticket is not None:
+                await _finish(request, ticket, prepared, record)
 
 
-async def _finish(request: Request, ticket: Ticket, prepared: PreparedAudio | None) -> None:
+async def _finish(
+    request: Request, ticket: Ticket, prepared: PreparedAudio | None, record: RequestRecord
+) -> None:
     """Give the request's load back, stop a head-start call nobody took, delete the upload."""
     ticket.release()
+    record.finish(499)  # a stream that never ran: the client left before its first byte
     if prepared is not None:
         prepared.discard()
     await request.close()
@@ -178,14 +180,18 @@ async def _stream_events(
     prepared: PreparedAudio,
     options: TranscriptionOptions,
     ticket: Ticket,
+    record: RequestRecord,
 ) -> AsyncIterator[str]:
-    """The service's events as SSE; failures after the 200 become an error event."""
+    """The service's events as SSE; failures after the 200 become an error event. The
+    request is counted here, when the stream ends, with the status its events carried."""
     results = _until_client_leaves(request, service.segment_results(prepared, options))
+    status = 499  # unless the stream gets to its end or to an error event
     try:
         async for event in service.stream_events(
             prepared, options, results=results, on_result=lambda _: ticket.segment_done()
         ):
             yield format_sse(event)
+        status = 200
     except ClientDisconnectedError:
         logger.info(
             "[%s] client left mid-stream; upstream calls cancelled", request.state.request_id
@@ -193,14 +199,17 @@ async def _stream_events(
         return
     except GatewayError as exc:
         logger.warning("[%s] stream failed: %s", request.state.request_id, exc.message)
+        status = exc.status_code
         yield error_event(gateway_error_body(exc))
     except Exception:
         logger.exception("[%s] stream failed", request.state.request_id)
+        status = 500
         yield error_event(
             error_body("Internal server error", "server_error", code="internal_error")
         )
     finally:
         ticket.release()
+        record.finish(status)
     yield DONE_MARKER
 
 
