@@ -83,7 +83,8 @@ def test_stalled_engine_is_504_within_the_deadline(
     started = time.monotonic()
     error = _assert_openai_error(_post(http, gateway.base_url, speech_wav), 504)
     assert error["code"] == "upstream_timeout"
-    assert time.monotonic() - started < 5.0
+    # The 1 s deadline, not the 120 s default; slack for decode and VAD on a busy 2-core box.
+    assert time.monotonic() - started < 30.0
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ def test_manual_buffer_over_its_cap_is_refused(gateway, raw_session):
 
 def test_idle_client_gets_an_error_and_a_clean_close(gateway, raw_session):
     session = raw_session(gateway(idle_timeout_s=0.5).base_url)
-    error = session.recv(timeout_s=5)
+    error = session.recv(timeout_s=30)
     assert error["error"]["code"] == "idle_timeout"
     with pytest.raises(ConnectionClosed) as closed:
         session.recv()
@@ -200,7 +200,7 @@ def test_idle_client_gets_an_error_and_a_clean_close(gateway, raw_session):
 def test_session_length_is_capped(gateway, raw_session):
     session = raw_session(gateway(max_session_s=1.0).base_url)
     event = None
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while event is None and time.monotonic() < deadline:
         session.send(_silence_append(0.1))  # busy, never idle
         try:
@@ -217,10 +217,10 @@ def test_connections_over_the_cap_are_refused_with_try_again_later(gateway, raw_
     running = gateway(max_connections=1)
     first = raw_session(running.base_url)
     with connect(realtime_url(running.base_url)) as second:
-        refused = json.loads(second.recv(timeout=5))
+        refused = json.loads(second.recv(timeout=30))
         assert refused["error"]["code"] == "too_many_connections"
         with pytest.raises(ConnectionClosed) as closed:
-            second.recv(timeout=5)
+            second.recv(timeout=30)
         assert closed.value.rcvd.code == 1013
     first.send(GA_UPDATE)
     assert first.recv()["type"] == "session.updated"
