@@ -77,7 +77,7 @@ def test_leading_silence_cancels_the_head_start_and_vad_segments_win(
     assert result["segments"][0]["start"] == pytest.approx(2.8, abs=0.3)  # VAD's cut, not 0
     assert wer(SENTENCES[2], result["text"]) <= 0.15
     # The cancelled call left no work behind on the engine.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15  # vLLM aborts at once; slack for a busy 2-core box
     while _engine_busy(http, whisper_engine.base_url) > 0:
         assert time.monotonic() < deadline, "engine still busy after the head start was dropped"
         time.sleep(0.1)

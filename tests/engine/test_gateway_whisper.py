@@ -81,7 +81,7 @@ def test_client_disconnect_cancels_upstream_work(
                     break  # leave after the first segment, ~20 segments still to go
             assert _engine_busy(http, whisper_engine.base_url) > 0
         # Without cancellation the engine would keep transcribing the rest for tens of seconds.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15  # vLLM aborts at once; slack for a busy 2-core box
         while _engine_busy(http, whisper_engine.base_url) > 0:
             assert time.monotonic() < deadline, "engine still busy after the client left"
             time.sleep(0.1)

@@ -83,7 +83,8 @@ def test_stalled_engine_is_504_within_the_deadline(
     started = time.monotonic()
     error = _assert_openai_error(_post(http, gateway.base_url, speech_wav), 504)
     assert error["code"] == "upstream_timeout"
-    assert time.monotonic() - started < 5.0
+    # The 1 s deadline, not the 120 s default; slack for decode and VAD on a busy 2-core box.
+    assert time.monotonic() - started < 30.0
 
 
 @pytest.mark.parametrize(
@@ -167,9 +168,7 @@ def test_overload_is_429_with_retry_after(
         target=_post, args=(httpx.Client(timeout=30), gateway.base_url, speech_wav)
     )
     first.start()
-    deadline = time.monotonic() + 10
-    while not fake_upstream_stall.calls and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for(lambda: fake_upstream_stall.calls, "the first request never reached the engine")
     response = _post(http, gateway.base_url, speech_wav)
     _assert_openai_error(response, 429)
     assert response.headers["retry-after"] == "2"
@@ -213,10 +212,25 @@ def _gateway_process(
     return process, base_url, log_path
 
 
+def _wait_for_log(log_path: Path, needle: str, count: int, what: str) -> None:
+    """Wait until the gateway's log holds `needle` `count` times (generous deadline: 2 cores)."""
+    deadline = time.monotonic() + 60
+    while log_path.read_text().count(needle) < count:
+        assert time.monotonic() < deadline, f"{what}:\n{log_path.read_text()}"
+        time.sleep(0.05)
+
+
+def _wait_for(predicate, what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
 def test_sigterm_drains_in_flight_and_refuses_new(
     tmp_path: Path, http, speech_wav, fake_upstream_stall
 ) -> None:
-    process, base_url, _ = _gateway_process(tmp_path, fake_upstream_stall.base_url)
+    process, base_url, log_path = _gateway_process(tmp_path, fake_upstream_stall.base_url)
     try:
         results: dict[str, httpx.Response] = {}
         in_flight = threading.Thread(
@@ -225,10 +239,10 @@ def test_sigterm_drains_in_flight_and_refuses_new(
             )
         )
         in_flight.start()
-        while not fake_upstream_stall.calls:
-            time.sleep(0.02)
+        _wait_for(lambda: fake_upstream_stall.calls, "the first request never reached the engine")
         process.terminate()
-        time.sleep(0.5)
+        # The drain flag is set in the same loop step that logs this line.
+        _wait_for_log(log_path, "draining:", 1, "SIGTERM never started the drain")
         refused = _post(http, base_url, speech_wav)
         _assert_openai_error(refused, 503)
         assert refused.headers["retry-after"]
@@ -284,11 +298,12 @@ def test_workers_share_the_port_and_drain_together(
         threads = [threading.Thread(target=_one) for _ in range(12)]
         for thread in threads:
             thread.start()
-        time.sleep(3)
-        # One admitted request per worker reached the engine; the other ten got 429.
-        assert len(fake_upstream_stall.calls) == 2, log_path.read_text()
+        # One admitted request per worker reaches the engine; the other ten get 429.
+        _wait_for(lambda: len(statuses) == 10, f"not ten answers: {statuses}")
+        _wait_for(lambda: len(fake_upstream_stall.calls) == 2, log_path.read_text())
+        assert sorted(statuses) == [429] * 10
         process.terminate()
-        time.sleep(0.5)
+        _wait_for_log(log_path, "draining:", 2, "SIGTERM did not reach both workers")
         fake_upstream_stall.release.set()
         for thread in threads:
             thread.join(timeout=30)

@@ -30,6 +30,9 @@ def on_term(*_):
     sys.exit(0)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if sys.argv[2] == "ignore" else on_term)
 marker.with_suffix(".started").write_text("")
+for other in sys.argv[6:]:  # wait for these children to be up before the clock starts
+    while not pathlib.Path(other).with_suffix(".started").exists():
+        time.sleep(0.01)
 time.sleep(float(sys.argv[3]))
 sys.exit(int(sys.argv[4]))
 """
@@ -43,6 +46,7 @@ def _child(
     exit_code: int = 0,
     on_term: str = "exit",
     drain_s: float = 0.0,
+    after: tuple[Path, ...] = (),
 ):
     marker = tmp_path / f"{name}.marker"
     argv = [
@@ -54,6 +58,7 @@ def _child(
         str(sleep_s),
         str(exit_code),
         str(drain_s),
+        *map(str, after),
     ]
     return supervise.Program(name, argv, dict(os.environ)), marker
 
@@ -67,7 +72,9 @@ def _wait_started(*markers: Path) -> None:
 
 def test_when_one_child_fails_the_other_is_stopped_and_its_code_returned(tmp_path: Path) -> None:
     engine, engine_marker = _child(tmp_path, "engine", sleep_s=60)
-    front, _ = _child(tmp_path, "front", sleep_s=1.0, exit_code=3)
+    # The front fails 1 s after the engine is up: a SIGTERM before the engine has set its
+    # handler would kill it outright and leave no marker.
+    front, _ = _child(tmp_path, "front", sleep_s=1.0, exit_code=3, after=(engine_marker,))
 
     started = time.monotonic()
     code = supervise.Supervisor([engine, front], grace_s=10).run()
@@ -78,8 +85,8 @@ def test_when_one_child_fails_the_other_is_stopped_and_its_code_returned(tmp_pat
 
 
 def test_a_clean_exit_of_one_half_still_fails_the_container(tmp_path: Path) -> None:
-    engine, _ = _child(tmp_path, "engine", sleep_s=60)
-    front, _ = _child(tmp_path, "front", sleep_s=0.5, exit_code=0)
+    engine, engine_marker = _child(tmp_path, "engine", sleep_s=60)
+    front, _ = _child(tmp_path, "front", sleep_s=0.5, exit_code=0, after=(engine_marker,))
     assert supervise.Supervisor([engine, front], grace_s=10).run() == 1
 
 

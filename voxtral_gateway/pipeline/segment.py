@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from voxtral_gateway.errors import InvalidRequestError
+from voxtral_gateway.pipeline.hysteresis import SpeechHysteresis, neg_threshold
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Audio, Segment, Span
-from voxtral_gateway.pipeline.vad import FRAME_S
+from voxtral_gateway.pipeline.vad import FRAME_S, FRAME_SAMPLES
 from voxtral_gateway.settings import VadSettings
-
-_NEG_THRESHOLD_GAP = 0.15  # Silero's exit threshold sits this far below the entry threshold.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,7 +44,7 @@ class VadParams:
     @property
     def neg_threshold(self) -> float:
         """Probability below which speech ends (hysteresis, as Silero does)."""
-        return max(self.threshold - _NEG_THRESHOLD_GAP, 0.01)
+        return neg_threshold(self.threshold)
 
 
 # Override keys: our own names, plus OpenAI's `chunking_strategy: {"type": "server_vad", ...}`.
@@ -115,36 +114,26 @@ def _checked_override(name: str, value: Any) -> float | int:
 def detect_speech(probabilities: np.ndarray, params: VadParams) -> list[Span]:
     """Speech spans (unpadded, seconds) from per-frame probabilities; [] when there is none.
 
-    Speech starts at a frame >= threshold and ends at the first frame < threshold - 0.15 that
-    begins a pause of at least min_silence_ms; regions no longer than min_speech_ms are dropped.
-    This is Silero's `get_speech_timestamps_from_probs` without its padding and length cap,
-    which `merge_spans` does with the window in view.
+    Starts and stops are `SpeechHysteresis`'s, the rule realtime turn detection uses too;
+    regions no longer than min_speech_ms are then dropped, and speech still open at the end
+    runs to the end. Padding and the length cap are `merge_spans`'s, with the window in view.
     """
-    frame_samples = round(FRAME_S * SAMPLE_RATE_HZ)
-    total_samples = len(probabilities) * frame_samples
-    min_silence_samples = SAMPLE_RATE_HZ * params.min_silence_ms / 1000
+    total_samples = len(probabilities) * FRAME_SAMPLES
     min_speech_samples = SAMPLE_RATE_HZ * params.min_speech_ms / 1000
-    threshold, neg_threshold = params.threshold, params.neg_threshold
-
+    rule = SpeechHysteresis(threshold=params.threshold, min_silence_ms=params.min_silence_ms)
     spans: list[Span] = []
     start: int | None = None
-    pause_start = 0  # 0 means "no pause running", as in Silero (a pause never starts at 0)
     for frame, probability in enumerate(probabilities.tolist()):
-        sample = frame * frame_samples
-        if probability >= threshold:
-            pause_start = 0
-            if start is None:
-                start = sample
-                continue
-        if start is None or probability >= neg_threshold:
+        turn = rule.step(probability, frame * FRAME_SAMPLES)
+        if turn is None:
             continue
-        if not pause_start:
-            pause_start = sample
-        if sample - pause_start < min_silence_samples:
+        if turn.kind == "start":
+            start = turn.sample
             continue
-        if pause_start - start > min_speech_samples:
-            spans.append(_span(start, pause_start))
-        start, pause_start = None, 0
+        assert start is not None
+        if turn.sample - start > min_speech_samples:
+            spans.append(_span(start, turn.sample))
+        start = None
     if start is not None and total_samples - start > min_speech_samples:
         spans.append(_span(start, total_samples))
     return spans

@@ -51,6 +51,11 @@ class SpeechDetector(Protocol):
         """
         ...
 
+    def stream(self) -> SileroStream:
+        """A new stream for audio that arrives a piece at a time (a long file's chunks, a
+        realtime session): its own LSTM state over this detector's shared weights."""
+        ...
+
 
 def _check_input(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     if sample_rate_hz != SAMPLE_RATE_HZ:
@@ -79,6 +84,16 @@ class StockSileroDetector:
         self._model = load_silero_vad(onnx=use_onnx)
         # The model object carries LSTM state between chunks: one file at a time.
         self._lock = threading.Lock()
+        self._streaming: BatchedSileroDetector | None = None
+
+    def stream(self) -> SileroStream:
+        """This model object holds one file's state at a time, so streams run the same
+        network from the same wheel through the batched code, built on first use."""
+        with self._lock:
+            if self._streaming is None:
+                weights = _SileroWeights(_model_path("silero_vad.jit"))
+                self._streaming = BatchedSileroDetector(weights)
+        return self._streaming.stream()
 
     def frame_probabilities(
         self, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ

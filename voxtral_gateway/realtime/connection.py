@@ -12,10 +12,9 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import onnxruntime
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -24,7 +23,6 @@ from voxtral_gateway.realtime.bridge import BridgeTranscriber
 from voxtral_gateway.realtime.protocol import ClientEvent, error_event
 from voxtral_gateway.realtime.session import RealtimeSession, SessionEnded
 from voxtral_gateway.realtime.transcriber import EngineTranscriber, UtteranceTranscriber
-from voxtral_gateway.realtime.vad_stream import load_vad_session
 from voxtral_gateway.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -34,18 +32,10 @@ BROWSER_KEY_PROTOCOL = "openai-insecure-api-key."
 
 @dataclass
 class RealtimeHub:
-    """Per-app realtime state: live-session count, interim slots, the shared VAD model."""
+    """Per-app realtime state: live-session count, interim slots. (VAD is the runtime's.)"""
 
     interim_slots: asyncio.Semaphore
     live_sessions: int = 0
-    vad_model: onnxruntime.InferenceSession | None = None
-    _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def model(self) -> onnxruntime.InferenceSession:
-        async with self._loading:
-            if self.vad_model is None:
-                self.vad_model = await asyncio.to_thread(load_vad_session)
-            return self.vad_model
 
 
 def _hub(websocket: WebSocket) -> RealtimeHub:
@@ -96,9 +86,8 @@ async def serve_realtime(websocket: WebSocket) -> None:
         return
     hub.live_sessions += 1
     try:
-        vad_model = await hub.model()
         session = RealtimeSession(
-            runtime.settings, send, vad_model, lambda s: _transcriber(runtime, hub, send, s)
+            runtime.settings, send, runtime.detector, lambda s: _transcriber(runtime, hub, send, s)
         )
         try:
             await _run(websocket, send, session, runtime)

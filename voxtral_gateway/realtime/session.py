@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import onnxruntime
 import soxr
 
 from voxtral_gateway.errors import InvalidRequestError
 from voxtral_gateway.pipeline.pcm16 import from_pcm16
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
+from voxtral_gateway.pipeline.vad import SpeechDetector
 from voxtral_gateway.realtime.protocol import (
     INPUT_RATE_HZ,
     ClientEvent,
@@ -31,7 +31,7 @@ from voxtral_gateway.realtime.protocol import (
     session_changes,
 )
 from voxtral_gateway.realtime.transcriber import Emit, UtteranceTranscriber
-from voxtral_gateway.realtime.vad_stream import SileroStream, TurnDetector
+from voxtral_gateway.realtime.vad_stream import TurnDetector
 from voxtral_gateway.settings import Settings
 
 _MIN_COMMIT_S = 0.1  # OpenAI refuses to commit less than 100 ms of audio.
@@ -55,13 +55,13 @@ class RealtimeSession:
         self,
         settings: Settings,
         emit: Emit,
-        vad_model: onnxruntime.InferenceSession,
+        detector: SpeechDetector,
         make_transcriber: Callable[[RealtimeSession], UtteranceTranscriber],
     ) -> None:
         self.settings = settings
         self.config = SessionConfig()
         self._emit = emit
-        self._vad_model = vad_model
+        self._vad = detector  # the gateway's one VAD model, shared with batch requests
         self._resampler = soxr.ResampleStream(INPUT_RATE_HZ, SAMPLE_RATE_HZ, 1, dtype="float32")
         self._history = np.zeros(0, np.float32)
         self._history_start = 0
@@ -83,7 +83,7 @@ class RealtimeSession:
         if vad is None:
             return None
         return TurnDetector(
-            SileroStream(self._vad_model),
+            self._vad.stream(),
             threshold=vad.threshold,
             silence_ms=vad.silence_duration_ms,
         )
