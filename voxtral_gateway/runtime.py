@@ -42,7 +42,7 @@ from voxtral_gateway.pipeline.transcribe import (
 )
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
 from voxtral_gateway.settings import Settings
-from voxtral_gateway.upstream import UpstreamPool
+from voxtral_gateway.upstream import EngineAnswer, UpstreamPool
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class TranscriptionOptions:
     temperature: float | None = None
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
+    count_tokens: bool = False
+    """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
 
 
 class PreparedAudio:
@@ -71,7 +73,7 @@ class PreparedAudio:
         batches: Iterator[Batch],
         first: Batch,
         on_batch: list[Callable[[Batch], None]],
-        head_start: asyncio.Task[str] | None = None,
+        head_start: asyncio.Task[EngineAnswer] | None = None,
     ) -> None:
         self._batches = batches
         self.head_start = head_start
@@ -181,7 +183,7 @@ class Runtime:
             return None
         budget, decoding = self.budget(), self._decoding(options)
 
-        def launch(samples: np.ndarray) -> Awaitable[str]:
+        def launch(samples: np.ndarray) -> Awaitable[EngineAnswer]:
             return transcribe_samples(
                 samples,
                 self.upstream,
@@ -199,7 +201,10 @@ class Runtime:
 
     def _decoding(self, options: TranscriptionOptions) -> DecodingOptions:
         return DecodingOptions(
-            options.language or self.settings.default_language, options.prompt, options.temperature
+            options.language or self.settings.default_language,
+            options.prompt,
+            options.temperature,
+            options.count_tokens,
         )
 
     def _observe(self, batch: Batch, options: TranscriptionOptions) -> None:
@@ -250,11 +255,14 @@ class Runtime:
 
 
 async def _head_start_result(
-    prepared: PreparedAudio, answer: asyncio.Task[str]
+    prepared: PreparedAudio, call: asyncio.Task[EngineAnswer]
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
+        answer = await call
+        yield SegmentResult(
+            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
+        )
 
 
 def build_http_client(settings: Settings) -> aiohttp.ClientSession:
