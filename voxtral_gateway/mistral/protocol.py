@@ -22,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+MISTRAL_PREFIX = "/mistral"
+"""Mistral's routes live under this path: the `mistralai` SDK's `server_url` ends with it."""
+
 WORD_TIMESTAMPS_AVAILABLE = False
 """Switch on when the word aligner (issue #15) is merged: `word` granularity then passes."""
 DIARIZATION_AVAILABLE = False

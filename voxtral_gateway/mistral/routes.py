@@ -26,7 +26,11 @@ from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, InvalidRequestError
 from voxtral_gateway.mistral import render
-from voxtral_gateway.mistral.protocol import MistralTranscriptionRequest, mistral_error_body
+from voxtral_gateway.mistral.protocol import (
+    MISTRAL_PREFIX,
+    MistralTranscriptionRequest,
+    mistral_error_body,
+)
 from voxtral_gateway.pipeline.ingest import audio_source, read_fields
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.stitch import clean_text
@@ -46,8 +50,25 @@ from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MISTRAL_PREFIX = "/mistral"
 router = APIRouter(prefix=MISTRAL_PREFIX)
+
+
+def _request_body_schema() -> dict[str, Any]:
+    """Document the multipart body (parsed by hand, so FastAPI cannot infer it)."""
+    fields = MistralTranscriptionRequest.model_json_schema()
+    multipart = {
+        **fields,
+        "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": multipart},
+                "application/json": {"schema": fields},
+            },
+        }
+    }
 
 
 def validate_mistral_fields(fields: dict[str, object]) -> MistralTranscriptionRequest:
@@ -89,7 +110,7 @@ def _error_response(exc: GatewayError) -> JSONResponse:
     return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
-@router.post("/v1/audio/transcriptions", response_model=None)
+@router.post("/v1/audio/transcriptions", response_model=None, openapi_extra=_request_body_schema())
 async def create_mistral_transcription(
     request: Request, runtime: RuntimeDep, settings: SettingsDep
 ) -> Response:
