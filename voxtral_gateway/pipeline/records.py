@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class SegmentResult:
     start_s: float
     end_s: float
     text: str
-    usage: TokenUsage | None = field(default=None, compare=False)
+    usage: TokenUsage | None = None
     """The engine's token counts for this segment's call; None when they were not asked for."""
 
 
