@@ -23,6 +23,10 @@ pytestmark = pytest.mark.engine
 MAX_WER = 0.15  # espeak-ng sentences through Whisper tiny.en measure ~0.0-0.05
 
 
+def _words(text: str) -> list[str]:
+    return "".join(c for c in text.lower() if c.isalpha() or c == " ").split()
+
+
 def mistral(gateway: RunningGateway) -> Mistral:
     return Mistral(api_key="x", server_url=f"{gateway.base_url}/mistral")
 
@@ -102,7 +106,8 @@ def test_segment_timestamps_on_a_60s_clip(whisper_gateway, speech_60s: AudioClip
         # The segment whose span holds the sentence's midpoint carries that sentence.
         middle = (sentence.start_s + sentence.end_s) / 2
         segment = next(s for s in segments if s.start <= middle <= s.end)
-        assert sentence.text.split()[1].lower() in segment.text.lower()
+        heard = set(_words(segment.text))
+        assert sum(w in heard for w in _words(sentence.text)) >= len(_words(sentence.text)) / 2
     assert wer(speech_60s.text, response.text) <= MAX_WER
 
 
