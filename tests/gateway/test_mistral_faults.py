@@ -1,5 +1,6 @@
-"""Mistral's routes get the gateway's guards (auth, per-key rate limits) with Mistral's error
-shape. No engine: every answer here comes before an upstream call."""
+"""Mistral's routes get the gateway's guards (auth, per-key rate limits) and report failures
+in Mistral's error shape, before and after the stream's 200. No real engine: these answers come
+before an upstream call, or from an engine fault a real one cannot show on demand."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import pytest
 from mistralai.client import Mistral, errors
 
+from tests.fixtures.audio import AudioClip
+from tests.fixtures.fake_upstream import FakeUpstream
 from voxtral_gateway.settings import RateLimitSettings
 
 
@@ -41,3 +44,18 @@ def test_mistral_route_spends_the_keys_rate_limit(guarded_gateway) -> None:
     assert second.status_code == 429
     assert json.loads(second.body)["type"] == "rate_limit_error"
     assert "retry-after" in second.headers
+
+
+def test_engine_failure_is_a_502_or_an_error_event_after_the_200(
+    gateway_factory, fake_upstream_500: FakeUpstream, speech_5s: AudioClip
+) -> None:
+    gateway = gateway_factory(upstream_urls=[fake_upstream_500.base_url])
+    client = Mistral(api_key="x", server_url=f"{gateway.base_url}/mistral")
+    audio = {"file_name": "a.wav", "content": speech_5s.read_bytes()}
+    with pytest.raises(errors.SDKError) as failure:
+        client.audio.transcriptions.complete(model="m", file=audio)
+    assert failure.value.status_code == 502
+    assert json.loads(failure.value.body)["type"] == "upstream_error"
+    events = list(client.audio.transcriptions.stream(model="m", file=audio))
+    assert [e.event for e in events] == ["error"]
+    assert events[0].data.raw["error"]["code"] == "bad_gateway"
