@@ -132,7 +132,7 @@ class Worker:
         try:
             request = parse_job_input(job.get("input"))
             service = (await self.runtime()).service
-            source = await service.audio_source(request)
+            source = await service.audio_source(file_url=request.file_url, audio=request.audio)
             options = service.options_for(request)
             if request.stream:
                 prepared = await service.prepare(source, options)

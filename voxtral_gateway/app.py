@@ -17,6 +17,7 @@ from voxtral_gateway.middleware import (
     RateLimitMiddleware,
     RequestIdMiddleware,
 )
+from voxtral_gateway.mistral import routes as mistral_routes
 from voxtral_gateway.pipeline.vad import SpeechDetector
 from voxtral_gateway.ratelimit import RateLimiter
 from voxtral_gateway.realtime.router import router as realtime_router
@@ -46,6 +47,7 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(transcriptions.router)
+    app.include_router(mistral_routes.router)  # Mistral's dialect under /mistral (its server_url)
     app.include_router(health.router)
     app.include_router(realtime_router)  # /v1/realtime WebSocket and the browser page at /
     if settings.admin_port is None:

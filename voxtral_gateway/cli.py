@@ -33,9 +33,17 @@ def _is_remote(source: str) -> bool:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    url = args.server.rstrip("/") + "/v1/audio/transcriptions"
+    is_mistral = args.dialect == "mistral"
+    prefix = "/mistral" if is_mistral else ""
+    url = args.server.rstrip("/") + prefix + "/v1/audio/transcriptions"
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     fields: dict[str, str] = {"model": args.model, "response_format": args.format}
+    if is_mistral:
+        if args.format not in ("json", "text"):
+            print("error: --dialect mistral answers json or text", file=sys.stderr)
+            return 2
+        # Mistral's body (text, segments, usage) is its json; it has no response_format.
+        fields = {"model": args.model, "timestamp_granularities": "segment"}
     if args.language:
         fields["language"] = args.language
     files = None
@@ -49,7 +57,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         files = {"file": (path.name, path.read_bytes())}
     timeout = httpx.Timeout(args.timeout, connect=10.0)
     # Streaming gives a live progress bar; the subtitle formats need the whole answer at once.
-    if args.format in ("json", "text") and not args.no_progress:
+    if args.format in ("json", "text") and not args.no_progress and not is_mistral:
         text = _stream_with_progress(url, fields, files, headers, timeout)
         output = json.dumps({"text": text}) if args.format == "json" else text + "\n"
     else:
@@ -58,6 +66,8 @@ def _transcribe(args: argparse.Namespace) -> int:
             print(f"error: HTTP {response.status_code}: {response.text}", file=sys.stderr)
             return 1
         output = response.text
+        if is_mistral and args.format == "text":
+            output = response.json()["text"] + "\n"
     if args.output:
         Path(args.output).write_text(output, encoding="utf-8")
     else:
@@ -109,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]
     )
     client.add_argument("--model", default="voxtral")
+    client.add_argument(
+        "--dialect",
+        default="openai",
+        choices=["openai", "mistral"],
+        help="mistral: Mistral's request and response (json: text, segments, token usage)",
+    )
     client.add_argument("--language")
     client.add_argument("--api-key")
     client.add_argument("--output", "-o", help="write here instead of stdout")

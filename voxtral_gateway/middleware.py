@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxtral_gateway.errors import AudioLimitError, OverloadedError, error_body, gateway_error_body
+from voxtral_gateway.mistral.protocol import MISTRAL_PREFIX, mistral_error_body
 from voxtral_gateway.pipeline.inline import inline_too_large
 from voxtral_gateway.ratelimit import RateLimiter, client_identity
 
@@ -24,12 +25,23 @@ OPEN_PATHS = frozenset({"/health", "/ready", "/ping", "/"})
 OPEN_PREFIXES = ("/static/",)
 # Browsers cannot set headers on a WebSocket: OpenAI's convention carries the key as a subprotocol.
 _WS_KEY_PROTOCOL = b"openai-insecure-api-key."
-RATE_LIMITED_PREFIX = "/v1/audio/"
+RATE_LIMITED_PREFIXES = ("/v1/audio/", f"{MISTRAL_PREFIX}/v1/audio/")
 
 
 async def _send_json(
-    send: Send, status: int, body: dict, headers: Iterable[tuple[bytes, bytes]] = ()
+    send: Send,
+    status: int,
+    body: dict,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    scope: Scope | None = None,
 ) -> None:
+    """Send a JSON error; on Mistral's routes in Mistral's flat shape, as its SDK expects."""
+    if scope is not None and scope.get("path", "").startswith(f"{MISTRAL_PREFIX}/"):
+        error = body["error"]
+        body = mistral_error_body(
+            error["message"], error["type"], param=error["param"], code=error["code"]
+        )
     payload = json.dumps(body).encode()
     await send(
         {
@@ -118,7 +130,7 @@ class ApiKeyMiddleware:
         body = error_body(
             "Invalid or missing API key.", "authentication_error", code="invalid_api_key"
         )
-        await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
+        await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")], scope=scope)
 
 
 class BodySizeLimitMiddleware:
@@ -151,7 +163,7 @@ class BodySizeLimitMiddleware:
             max_bytes = self.max_inline_bytes
             too_large = inline_too_large(max_bytes)
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await _send_json(send, 413, gateway_error_body(too_large))
+            await _send_json(send, 413, gateway_error_body(too_large), scope=scope)
             return
         received = 0
 
@@ -182,7 +194,7 @@ class RateLimitMiddleware:
         if (
             scope["type"] != "http"
             or not self.limiter.is_enabled
-            or not scope["path"].startswith(RATE_LIMITED_PREFIX)
+            or not scope["path"].startswith(RATE_LIMITED_PREFIXES)
         ):
             await self.app(scope, receive, send)
             return
@@ -198,6 +210,7 @@ class RateLimitMiddleware:
                 exc.status_code,
                 gateway_error_body(exc),
                 [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()],
+                scope=scope,
             )
             return
         with self.limiter.charging(identity):

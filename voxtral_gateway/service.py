@@ -49,6 +49,7 @@ from voxtral_gateway.pipeline.transcribe import (
     transcribe_segments,
 )
 from voxtral_gateway.protocol import TranscriptionRequest
+from voxtral_gateway.upstream import EngineAnswer
 
 if TYPE_CHECKING:
     from voxtral_gateway.runtime import Runtime
@@ -63,6 +64,8 @@ class TranscriptionOptions:
     temperature: float | None = None
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
+    count_tokens: bool = False
+    """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
 
 
 class PreparedAudio:
@@ -78,7 +81,7 @@ class PreparedAudio:
         chunks: Iterator[ChunkSegments],
         first: ChunkSegments,
         on_chunk: list[Callable[[ChunkSegments], None]],
-        speculative_answer: asyncio.Task[str] | None = None,
+        speculative_answer: asyncio.Task[EngineAnswer] | None = None,
     ) -> None:
         self._chunks = chunks
         self.speculative_answer = speculative_answer
@@ -138,15 +141,24 @@ class TranscriptionService:
         )
 
     async def audio_source(
-        self, request: TranscriptionRequest, upload: BinaryIO | None = None
+        self,
+        *,
+        upload: BinaryIO | None = None,
+        file_url: str | None = None,
+        audio: str | None = None,
     ) -> AudioSource:
         """The request's audio: an upload, inline base64 / data URL, or a guarded https fetch."""
-        return await resolve_audio_source(request, upload, self.settings)
+        return await resolve_audio_source(
+            upload=upload, file_url=file_url, audio=audio, settings=self.settings
+        )
 
     def decoding(self, options: TranscriptionOptions) -> DecodingOptions:
         """What the engine is told; the server's default language fills a missing one."""
         return DecodingOptions(
-            options.language or self.settings.default_language, options.prompt, options.temperature
+            options.language or self.settings.default_language,
+            options.prompt,
+            options.temperature,
+            options.count_tokens,
         )
 
     def budget(self) -> TokenBudget:
@@ -208,7 +220,7 @@ class TranscriptionService:
         runtime = self._runtime
         budget, decoding = self.budget(), self.decoding(options)
 
-        def launch(samples: np.ndarray) -> Awaitable[str]:
+        def launch(samples: np.ndarray) -> Awaitable[EngineAnswer]:
             return transcribe_samples(
                 samples,
                 runtime.upstream,
@@ -318,8 +330,11 @@ class TranscriptionService:
 
 
 async def _speculative_result(
-    prepared: PreparedAudio, answer: asyncio.Task[str]
+    prepared: PreparedAudio, call: asyncio.Task[EngineAnswer]
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
+        answer = await call
+        yield SegmentResult(
+            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
+        )

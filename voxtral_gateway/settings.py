@@ -216,6 +216,10 @@ class Settings(BaseSettings):
     """Language sent upstream when the client gives none (ISO-639-1); None lets the model choose."""
     reported_language: str = "en"
     """`language` reported in verbose_json when neither client nor settings name one."""
+    context_bias: Literal["prompt", "unsupported"] = "unsupported"
+    """How Mistral's `context_bias` terms reach the engine: `prompt` (Whisper engines: the
+    terms become the decoder prompt) or `unsupported` (Voxtral on vLLM 0.32 builds its prompt
+    without text context: terms are accepted and the response says they were not applied)."""
     vad: VadSettings = Field(default_factory=VadSettings)
     head_start: HeadStartSettings = Field(default_factory=HeadStartSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

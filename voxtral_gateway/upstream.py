@@ -32,7 +32,7 @@ from voxtral_gateway.errors import (
     UpstreamUnavailableError,
 )
 from voxtral_gateway.pipeline.pcm16 import to_pcm16
-from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, TokenUsage
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,16 @@ class UpstreamRequest:
     language: str | None = None
     prompt: str | None = None
     temperature: float | None = None
+    count_tokens: bool = False
+    """Ask for token counts: vLLM reports them only when streaming (`stream_include_usage`)."""
+
+
+@dataclass(frozen=True)
+class EngineAnswer:
+    """One engine call's text, and its token counts when they were asked for."""
+
+    text: str
+    usage: TokenUsage | None = None
 
 
 @dataclass
@@ -131,6 +141,10 @@ class UpstreamPool:
 
     async def transcribe(self, request: UpstreamRequest) -> str:
         """Text for one segment; retries transient failures on other engines."""
+        return (await self.answer(request)).text
+
+    async def answer(self, request: UpstreamRequest) -> EngineAnswer:
+        """Text (and token counts, if asked) for one segment; retries transient failures."""
         wav = encode_wav(request.samples)
         tried: set[str] = set()
         last_error: GatewayError | None = None
@@ -140,7 +154,7 @@ class UpstreamPool:
             engine.outstanding += 1
             started = time.perf_counter()
             try:
-                text = await self._transcribe_once(engine, wav, request)
+                answer = await self._transcribe_once(engine, wav, request)
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
                 engine.mark_failed()
                 last_error = (
@@ -162,11 +176,13 @@ class UpstreamPool:
             engine.mark_ok()
             if self.observe_latency is not None:
                 self.observe_latency(time.perf_counter() - started)
-            return text
+            return answer
         assert last_error is not None
         raise last_error
 
-    async def _transcribe_once(self, engine: Engine, wav: bytes, request: UpstreamRequest) -> str:
+    async def _transcribe_once(
+        self, engine: Engine, wav: bytes, request: UpstreamRequest
+    ) -> EngineAnswer:
         model = await self.model_name(engine)
         form: dict[str, str] = {
             "model": model,
@@ -179,6 +195,8 @@ class UpstreamPool:
             form["prompt"] = request.prompt
         if request.temperature is not None:
             form["temperature"] = str(request.temperature)
+        if request.count_tokens:
+            form.update(stream="true", stream_include_usage="true")
         body, content_type = encode_multipart(form, wav)
         # Timeouts (segment_timeout_s total, upstream_connect_timeout_s to connect) are the
         # session's (runtime.build_http_client).
@@ -197,8 +215,10 @@ class UpstreamPool:
             raise InvalidRequestError(f"The model rejected the request: {message}")
         if status != 200:
             raise UpstreamError(f"Engine answered HTTP {status}.")
+        if request.count_tokens:
+            return parse_counted_stream(payload)
         try:
-            return str(json.loads(payload)["text"])
+            return EngineAnswer(str(json.loads(payload)["text"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamError("Engine answered with a malformed body.") from exc
 
@@ -231,6 +251,35 @@ class _RetryableStatusError(Exception):
         if self.status == 503:
             return UpstreamUnavailableError("The speech engine is unavailable; retry later.")
         return UpstreamError("The speech engine failed to answer.")
+
+
+def parse_counted_stream(payload: bytes) -> EngineAnswer:
+    """vLLM's whole SSE answer (`transcription.chunk` deltas, then a usage chunk) -> text and
+    tokens. Read whole, not event by event: a segment's answer is small and the caller wants
+    all of it."""
+    parts: list[str] = []
+    usage: TokenUsage | None = None
+    try:
+        for line in payload.decode("utf-8").splitlines():
+            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            if "error" in chunk:  # a failure after vLLM's 200 travels as an event
+                raise UpstreamError(
+                    f"Engine failed mid-answer: {_upstream_message(line[5:].encode())}"
+                )
+            for choice in chunk.get("choices") or ():
+                parts.append(choice.get("delta", {}).get("content") or "")
+            if chunk.get("usage"):
+                reported = chunk["usage"]
+                usage = TokenUsage(
+                    int(reported["prompt_tokens"]), int(reported["completion_tokens"])
+                )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UpstreamError("Engine answered with a malformed stream.") from exc
+    if usage is None:
+        raise UpstreamError("Engine reported no token usage.")
+    return EngineAnswer("".join(parts), usage)
 
 
 def _upstream_message(payload: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,27 @@ def test_transcribe_reports_missing_file(whisper_gateway, tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_transcribe_mistral_dialect_prints_mistrals_body(whisper_gateway, speech_5s) -> None:
+    result = subprocess.run(
+        [
+            CLI,
+            "transcribe",
+            str(speech_5s.path),
+            "--server",
+            whisper_gateway.base_url,
+            "--dialect",
+            "mistral",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["usage"]["completion_tokens"] > 0
+    assert body["segments"] and body["segments"][0]["type"] == "transcription_segment"
+    assert jiwer.wer(_words(speech_5s.text), _words(body["text"])) < 0.15

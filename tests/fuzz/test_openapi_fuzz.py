@@ -51,6 +51,11 @@ def _check(path: str, response: requests.Response) -> None:
     assert status != 500 and (status < 500 or status in ALLOWED_5XX), context
     if path == "/ready" and status == 503:
         assert response.json()["status"] == "unavailable", context  # the probe's own report
+    elif status >= 400 and path.startswith("/mistral/"):
+        error = response.json()  # Mistral's flat shape
+        assert error.get("object") == "error", context
+        assert set(error) == {"object", "message", "type", "param", "code"}, context
+        assert isinstance(error["message"], str) and error["message"], context
     elif status >= 400:
         error = response.json().get("error")
         assert isinstance(error, dict), context

@@ -17,9 +17,10 @@ import numpy as np
 
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment
 from voxtral_gateway.settings import HeadStartSettings
+from voxtral_gateway.upstream import EngineAnswer
 
-Launch = Callable[[np.ndarray], Awaitable[str]]
-"""Sends samples to the engine; returns the text."""
+Launch = Callable[[np.ndarray], Awaitable[EngineAnswer]]
+"""Sends samples to the engine; returns its answer."""
 
 
 class SpeculativeWholeClip:
@@ -38,7 +39,7 @@ class SpeculativeWholeClip:
         self._launch = launch
         self._busy_segments = busy_segments
         self._loop = loop
-        self._task: asyncio.Task[str] | None = None
+        self._task: asyncio.Task[EngineAnswer] | None = None
         self._closed = False
         self._duration_s = 0.0
 
@@ -62,7 +63,7 @@ class SpeculativeWholeClip:
     def started(self) -> bool:
         return self._task is not None
 
-    def settle(self, segments: Sequence[Segment]) -> asyncio.Task[str] | None:
+    def settle(self, segments: Sequence[Segment]) -> asyncio.Task[EngineAnswer] | None:
         """After VAD: the call, if its answer stands for `segments`; else it is cancelled.
         (Only a file that came whole in one chunk is ever offered: VadSegmenter's rule.)"""
         task, self._task = self._task, None
@@ -84,7 +85,7 @@ class SpeculativeWholeClip:
             self._task = None
 
 
-def cancel_unawaited(task: asyncio.Task[str]) -> None:
+def cancel_unawaited(task: asyncio.Task[EngineAnswer]) -> None:
     """Cancel, and read any failure so asyncio does not log it as never retrieved."""
     task.cancel()
     task.add_done_callback(lambda t: None if t.cancelled() else t.exception())

@@ -42,18 +42,23 @@ class IngestedRequest:
 
 
 async def read_transcription_request(request: Request, settings: Settings) -> IngestedRequest:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    upload: UploadFile | None = None
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        fields, upload = await _read_form(request, settings)
-    elif content_type == "application/json":
-        fields = await _read_json(request)
-    else:
-        raise InvalidRequestError(
-            "Content-Type must be multipart/form-data or application/json.",
-            code="unsupported_content_type",
-        )
+    fields, upload = await read_fields(request, settings)
     return IngestedRequest(params=validate_fields(fields), upload=upload.file if upload else None)
+
+
+async def read_fields(
+    request: Request, settings: Settings
+) -> tuple[dict[str, Any], UploadFile | None]:
+    """The body's fields, unvalidated (each dialect has its own model), and the upload if any."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return await _read_form(request, settings)
+    if content_type == "application/json":
+        return await _read_json(request), None
+    raise InvalidRequestError(
+        "Content-Type must be multipart/form-data or application/json.",
+        code="unsupported_content_type",
+    )
 
 
 async def _read_form(
@@ -116,24 +121,24 @@ def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:
 
 
 async def resolve_audio_source(
-    params: TranscriptionRequest, upload: BinaryIO | None, settings: Settings
+    *, upload: BinaryIO | None, file_url: str | None, audio: str | None, settings: Settings
 ) -> AudioSource:
-    """The audio of every door: an uploaded file, inline base64 / data URL (in `audio` or
-    `file_url`), or an https URL fetched under the SSRF guard when fetching is enabled."""
-    given = [upload is not None, bool(params.file_url), bool(params.audio)]
+    """The audio of every door and dialect: an uploaded file, inline base64 / data URL (in
+    `audio` or `file_url`), or an https URL fetched under the SSRF guard when fetching is on."""
+    given = [upload is not None, bool(file_url), bool(audio)]
     if sum(given) != 1:
         raise InvalidRequestError(
             "Send exactly one of 'file' (multipart), 'file_url' or 'audio'.", param="file"
         )
     if upload is not None:
         return upload
-    if params.audio:
-        return decode_inline_audio(params.audio, settings.limits, param="audio")
-    assert params.file_url is not None
-    if classify_file_url(params.file_url) == "inline":
-        return decode_inline_audio(params.file_url, settings.limits)
+    if audio:
+        return decode_inline_audio(audio, settings.limits, param="audio")
+    assert file_url is not None
+    if classify_file_url(file_url) == "inline":
+        return decode_inline_audio(file_url, settings.limits)
     if not settings.fetch.enabled:
         raise UrlRejectedError(
             "Fetching audio by URL is disabled on this server.", param="file_url"
         )
-    return await fetch_audio(params.file_url, settings.fetch, settings.limits)
+    return await fetch_audio(file_url, settings.fetch, settings.limits)

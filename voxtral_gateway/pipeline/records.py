@@ -47,6 +47,20 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class TokenUsage:
+    """Tokens the engine reports for its calls (vLLM counts them only when asked to stream)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
 class SegmentResult:
     """What the engine said for one segment."""
 
@@ -54,6 +68,8 @@ class SegmentResult:
     start_s: float
     end_s: float
     text: str
+    usage: TokenUsage | None = None
+    """The engine's token counts for this segment's call; None when they were not asked for."""
 
 
 @dataclass(frozen=True)
@@ -64,3 +80,5 @@ class Transcript:
     segments: tuple[SegmentResult, ...]
     duration_s: float
     language: str
+    usage: TokenUsage | None = None
+    """Token counts summed over every engine call (empty segments too); None if not counted."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 
-from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, TokenUsage, Transcript
 
 _WHITESPACE = re.compile(r"\s+")
 # Scripts written without spaces between words: joining their segments adds none.
@@ -35,13 +36,18 @@ def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str
     """Build the transcript; segments with empty text are dropped from the timed list."""
     ordered = sorted(results, key=lambda r: r.index)
     kept = tuple(
-        SegmentResult(r.index, r.start_s, r.end_s, clean_text(r.text))
-        for r in ordered
-        if clean_text(r.text)
+        dataclasses.replace(r, text=clean_text(r.text)) for r in ordered if clean_text(r.text)
     )
     return Transcript(
         text=join_texts(r.text for r in kept),
         segments=kept,
         duration_s=duration_s,
         language=language,
+        usage=_total_usage(ordered),
     )
+
+
+def _total_usage(results: Iterable[SegmentResult]) -> TokenUsage | None:
+    """Every call's tokens, a segment heard as silence included: the engine spent them."""
+    counted = [r.usage for r in results if r.usage is not None]
+    return sum(counted, TokenUsage()) if counted else None

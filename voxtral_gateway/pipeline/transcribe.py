@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult
-from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
+from voxtral_gateway.upstream import EngineAnswer, UpstreamPool, UpstreamRequest
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class DecodingOptions:
     language: str | None = None
     prompt: str | None = None
     temperature: float | None = None
+    count_tokens: bool = False
+    """Have the engine report token counts (each SegmentResult then carries `usage`)."""
 
 
 async def transcribe_segments(
@@ -57,12 +59,14 @@ async def transcribe_segments(
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
-            text = await transcribe_samples(
+            answer = await transcribe_samples(
                 segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
             )
         finally:
             request_slots.release()
-        return SegmentResult(segment.index, segment.start_s, segment.end_s, text)
+        return SegmentResult(
+            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
+        )
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
@@ -93,19 +97,20 @@ async def transcribe_samples(
     budget: TokenBudget,
     options: DecodingOptions,
     global_slots: asyncio.Semaphore,
-) -> str:
+) -> EngineAnswer:
     """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
     async with global_slots:
-        text = await upstream.transcribe(
+        answer = await upstream.answer(
             UpstreamRequest(
                 samples=samples,
                 max_output_tokens=budget.for_duration(len(samples) / SAMPLE_RATE_HZ),
                 language=options.language,
                 prompt=options.prompt,
                 temperature=options.temperature,
+                count_tokens=options.count_tokens,
             )
         )
-    return text.strip()
+    return EngineAnswer(answer.text.strip(), answer.usage)
 
 
 async def _async(items: Iterable[Segment]) -> AsyncIterator[Segment]:

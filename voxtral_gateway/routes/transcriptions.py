@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -19,9 +17,15 @@ from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
-from voxtral_gateway.pipeline.records import SegmentResult
 from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
+from voxtral_gateway.routes.lifecycle import (
+    ClientDisconnectedError,
+    cancel_on_disconnect,
+    finish_request,
+    server_timing,
+    until_client_leaves,
+)
 from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
 
 logger = logging.getLogger(__name__)
@@ -68,37 +72,6 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return _resolve(schema)
 
 
-class ClientDisconnectedError(Exception):
-    """The client went away; nothing is sent back."""
-
-
-async def _until_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it (and its upstream calls) if the client disconnects first."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_until_disconnect(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        logger.info("[%s] client disconnected; upstream calls cancelled", request.state.request_id)
-        raise ClientDisconnectedError
-    return task.result()
-
-
-def server_timing(phases: dict[str, float]) -> str:
-    """W3C Server-Timing: where the request's time went, in ms (read = upload received and
-    parsed; engine = the wait for the segments' calls after VAD, fan-out included; a head-start
-    call began before VAD, which then ran beside it)."""
-    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
-
-
 @router.post(
     "/v1/audio/transcriptions",
     responses=_ERRORS,
@@ -121,7 +94,9 @@ async def create_transcription(
         ingested = await read_transcription_request(request, settings)
         params = ingested.params
         record.response_format = params.response_format
-        source = await service.audio_source(params, ingested.upload)
+        source = await service.audio_source(
+            upload=ingested.upload, file_url=params.file_url, audio=params.audio
+        )
         read_s = time.perf_counter() - started
         options = service.options_for(params)
         prepared = await service.prepare(source, options, ticket.add_chunk)
@@ -134,10 +109,10 @@ async def create_transcription(
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "Server-Timing": server_timing(timing)},
                 # The stream's end releases and counts too; this covers a stream never started.
-                background=BackgroundTask(_finish, request, ticket, prepared, record),
+                background=BackgroundTask(finish_request, request, ticket, prepared, record),
             )
         engine_started = time.perf_counter()
-        transcript = await _cancel_on_disconnect(
+        transcript = await cancel_on_disconnect(
             request, service.collect(prepared, options, on_result=lambda _: ticket.segment_done())
         )
         timing["engine"] = time.perf_counter() - engine_started
@@ -160,18 +135,7 @@ async def create_transcription(
         if not streaming:
             record.finish(500)  # anything not counted above became a 500
             if ticket is not None:
-                await _finish(request, ticket, prepared, record)
-
-
-async def _finish(
-    request: Request, ticket: Ticket, prepared: PreparedAudio | None, record: RequestRecord
-) -> None:
-    """Give the request's load back, stop a head-start call nobody took, delete the upload."""
-    ticket.release()
-    record.finish(499)  # a stream that never ran: the client left before its first byte
-    if prepared is not None:
-        prepared.discard()
-    await request.close()
+                await finish_request(request, ticket, prepared, record)
 
 
 async def _stream_events(
@@ -184,7 +148,7 @@ async def _stream_events(
 ) -> AsyncIterator[str]:
     """The service's events as SSE; failures after the 200 become an error event. The
     request is counted here, when the stream ends, with the status its events carried."""
-    results = _until_client_leaves(request, service.segment_results(prepared, options))
+    results = until_client_leaves(request, service.segment_results(prepared, options))
     status = 499  # unless the stream gets to its end or to an error event
     try:
         async for event in service.stream_events(
@@ -211,45 +175,3 @@ async def _stream_events(
         ticket.release()
         record.finish(status)
     yield DONE_MARKER
-
-
-async def _until_client_leaves(
-    request: Request, results: AsyncIterator[SegmentResult]
-) -> AsyncIterator[SegmentResult]:
-    """Pass results through; if the client disconnects first, cancel the fan-out at once.
-
-    Without this, a gone client is noticed only when the next event fails to send, which for
-    a long segment can be a minute away, while the engine keeps working for nobody. One task
-    drives the fan-out from start to end: its TaskGroup must live and die in one task.
-    """
-    queue: asyncio.Queue[SegmentResult | Exception | None] = asyncio.Queue()
-
-    async def _drive() -> None:
-        try:
-            async for result in results:
-                queue.put_nowait(result)
-        except Exception as exc:  # handed to the consumer, which raises it in its own task
-            queue.put_nowait(exc)
-        else:
-            queue.put_nowait(None)
-
-    driver = asyncio.ensure_future(_drive())
-    watcher = asyncio.ensure_future(_until_disconnect(request))
-    try:
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                raise ClientDisconnectedError
-            item = getter.result()
-            if item is None:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        watcher.cancel()
-        driver.cancel()  # cancels the fan-out's TaskGroup, hence every upstream call
-        with contextlib.suppress(asyncio.CancelledError):
-            await driver
