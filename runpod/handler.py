@@ -121,7 +121,7 @@ class Worker:
         """Block until one engine answers a real inference, so no job lands on a cold engine."""
         runtime = await self.runtime()
         deadline = time.monotonic() + timeout_s
-        while not any((await runtime.upstream.probe()).values()):
+        while not await runtime.readiness.check():
             if time.monotonic() > deadline:
                 raise UpstreamUnavailableError(f"No engine became ready within {timeout_s:.0f} s.")
             await asyncio.sleep(2.0)

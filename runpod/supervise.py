@@ -1,45 +1,40 @@
-"""Tiny process supervisor for the RunPod image: the vLLM engine plus one front process.
+"""The RunPod image's entry point: the vLLM engine plus one front process, under serve's
+one supervisor (serve/supervisor.py, the same as `python -m serve up`).
 
     python runpod/supervise.py pod          engine :8000 + gateway :8001 (a RunPod Pod)
     python runpod/supervise.py serverless   engine + runpod/handler.py (queue-based endpoint)
     python runpod/supervise.py lb           engine + runpod/lb.py (load-balancing endpoint)
 
-The engine command comes from a serve/ profile (`--profile`, default from VOXTRAL_PROFILE).
-If either process exits, the other is stopped and the supervisor exits with the first exit
-code, so RunPod restarts the container instead of leaving half a service running. SIGTERM
-(RunPod's stop) goes to the front process first, so the gateway can drain its in-flight
-requests against a live engine, then to the engine; each gets `--grace-s` before SIGKILL.
+The engine command comes from a serve/ profile (`--profile`, default from VOXTRAL_PROFILE),
+and the front process gets that profile's gateway settings (`gateway_env`, the served model
+name, the engine key) exactly as `serve up` gives them; the template's own VOXTRAL_* variables
+win. The front process starts once the engine answers /health. If either process exits, the
+other is stopped and the supervisor exits with the first exit code, so RunPod restarts the
+container instead of leaving half a service running. SIGTERM (RunPod's stop) goes to the front
+process first, so the gateway can drain its in-flight requests against a live engine, then to
+the engine; each gets `--grace-s` before SIGKILL.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-logger = logging.getLogger("supervise")
+from serve.launcher import GatewayTarget, gateway_env
+from serve.profiles import Profile, load_profile
+from serve.supervisor import Program, Supervisor
+
+__all__ = ["Program", "Supervisor", "build_parser", "engine_program", "front_program", "main"]
 
 RUNPOD_DIR = Path(__file__).resolve().parent
 ENGINE_PORT = 8000
 GATEWAY_PORT = 8001
-_POLL_S = 0.2
-
-
-@dataclass(frozen=True)
-class Program:
-    """One supervised child: a name for logs, its argv and its full environment."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
+ENGINE_READY_TIMEOUT_S = 3600.0
+"""A first start downloads the weights and compiles; RunPod's own health checks judge later."""
 
 
 def front_program(
@@ -49,17 +44,19 @@ def front_program(
     *,
     engine_port: int = ENGINE_PORT,
     engine_api_key: str | None = None,
+    profile: Profile | None = None,
     extra_args: Sequence[str] = (),
 ) -> Program:
-    """The process that faces clients, pointed at the local engine (with its key, if any)."""
-    env = dict(base_env)
-    if engine_api_key:
-        env.setdefault("VOXTRAL_UPSTREAM_API_KEY", engine_api_key)
-    # Settings defaults, unless the template overrides them.
-    env.setdefault("VOXTRAL_UPSTREAM_URLS", f'["http://127.0.0.1:{engine_port}"]')
+    """The process that faces clients, pointed at the local engine (with its key, if any)
+    and set up as `serve up` sets up a gateway for `profile`; the template's env wins."""
+    target = GatewayTarget(
+        upstream_url=f"http://127.0.0.1:{engine_port}",
+        model=profile.served_model_name if profile else None,
+        api_key=engine_api_key,
+        settings_env=dict(profile.gateway_env) if profile else {},
+    )
     # RunPod reaches the container from outside: listen on all interfaces.
-    env.setdefault("VOXTRAL_HOST", "0.0.0.0")
-    env.setdefault("VOXTRAL_PORT", str(GATEWAY_PORT))
+    env = gateway_env(target, host="0.0.0.0", port=GATEWAY_PORT) | dict(base_env)
     match mode:
         case "pod":
             argv = [python, "-m", "voxtral_gateway.cli", "serve"]
@@ -74,9 +71,9 @@ def front_program(
 def engine_program(
     profile_name: str, base_env: Mapping[str, str], *, port: int = ENGINE_PORT
 ) -> Program:
-    """`vllm serve ...` exactly as the serve/ launcher would start it for this profile."""
+    """`vllm serve ...` exactly as the serve/ launcher would start it for this profile; the
+    front process waits for its /health."""
     from serve.models import prepare_model
-    from serve.profiles import load_profile
 
     profile = load_profile(profile_name)
     prepare_model(profile)  # builds the CPU test models; Hub models download in vLLM itself
@@ -84,64 +81,9 @@ def engine_program(
         "engine",
         list(profile.engine_command(port)),
         {**base_env, **profile.engine_env()},
+        ready_url=f"http://127.0.0.1:{port}/health",
+        ready_timeout_s=ENGINE_READY_TIMEOUT_S,
     )
-
-
-class Supervisor:
-    """Start programs, watch them, stop them all together."""
-
-    def __init__(self, programs: Sequence[Program], *, grace_s: float) -> None:
-        self.programs = list(programs)
-        self.grace_s = grace_s
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self._stop_requested: int | None = None
-
-    def request_stop(self, signum: int, _frame: object = None) -> None:
-        logger.info("received signal %d; stopping", signum)
-        self._stop_requested = signum
-
-    def run(self) -> int:
-        for program in self.programs:
-            logger.info("starting %s: %s", program.name, " ".join(program.argv))
-            # Own process group: a signal for the child reaches its workers too (vLLM forks).
-            self.children[program.name] = subprocess.Popen(
-                program.argv, env=program.env or None, start_new_session=True
-            )
-        exit_code = self._wait_for_first_exit()
-        self._stop_all()
-        return exit_code
-
-    def _wait_for_first_exit(self) -> int:
-        while self._stop_requested is None:
-            for name, child in self.children.items():
-                code = child.poll()
-                if code is not None:
-                    logger.error("%s exited with code %d; stopping the rest", name, code)
-                    # A clean exit of one half is still a failure of the whole service.
-                    return code or 1
-            time.sleep(_POLL_S)
-        return 0
-
-    def _stop_all(self) -> None:
-        # Last started first: the front process drains its in-flight requests while the
-        # engine it needs for them is still up; only then does the engine stop.
-        for child in reversed(list(self.children.values())):
-            if child.poll() is not None:
-                continue
-            _signal_group(child, signal.SIGTERM)
-            try:
-                child.wait(timeout=self.grace_s)
-            except subprocess.TimeoutExpired:
-                logger.warning(
-                    "pid %d ignored SIGTERM for %.0f s; killing", child.pid, self.grace_s
-                )
-                _signal_group(child, signal.SIGKILL)
-                child.wait()
-
-
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signum)
 
 
 def _default_grace_s() -> float:
@@ -181,12 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         base_env,
         engine_port=args.engine_port,
         engine_api_key=engine.env.get("VLLM_API_KEY"),
+        profile=load_profile(args.profile),
         extra_args=front_args,
     )
     grace_s = args.grace_s if args.grace_s is not None else _default_grace_s()
     supervisor = Supervisor([engine, front], grace_s=grace_s)
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
+    supervisor.stop_on_signals()
     return supervisor.run()
 
 

@@ -17,26 +17,24 @@ import sys
 from serve.launcher import (
     ENGINE_READY_TIMEOUT_S,
     GATEWAY_READY_TIMEOUT_S,
+    LOG_DIR,
     GatewayTarget,
-    StopRequested,
     engine_url,
     gateway_command,
     gateway_env,
     probe_host,
     render_dry_run,
-    start_engine,
-    start_gateway,
-    stop_on_signals,
-    wait_for_first_exit,
 )
 from serve.models import prepare_model
-from serve.process import ManagedProcess, ProcessStartError
 from serve.profiles import load_profile, profile_names
+from serve.supervisor import Program, Supervisor
 
 logger = logging.getLogger("serve")
 
 DEFAULT_ENGINE_PORT = 8000
 DEFAULT_GATEWAY_PORT = 8001
+UP_GRACE_S = 20.0
+"""SIGTERM to SIGKILL per process on the way down (seconds)."""
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -63,41 +61,35 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    processes: list[ManagedProcess] = []
-    with stop_on_signals():
-        try:
-            engine = start_engine(profile, args.engine_port)
-            processes.append(engine)
-            waited = engine.wait_healthy(
-                engine_url(profile, args.engine_port) + "/health", timeout_s=args.ready_timeout
-            )
-            logger.info("engine ready in %.1f s (log %s)", waited, engine.log_path)
-            target = GatewayTarget(
-                upstream_url=engine_url(profile, args.engine_port),
-                model=profile.served_model_name,
-                api_key=profile.api_key(),
-                settings_env=dict(profile.gateway_env),
-            )
-            gateway = start_gateway(target, host=args.host, port=args.port)
-            processes.append(gateway)
-            # /ready, not /health: it answers 200 only once the gateway has reached the engine.
-            gateway.wait_healthy(
-                f"http://{probe_host(args.host)}:{args.port}/ready",
-                timeout_s=GATEWAY_READY_TIMEOUT_S,
-            )
-            logger.info(
-                "gateway on http://%s:%d/v1 -> %s", args.host, args.port, target.upstream_url
-            )
-            return wait_for_first_exit(processes)
-        except ProcessStartError as exc:
-            logger.error("%s", exc)
-            return 1
-        except StopRequested as stop:
-            logger.info("%s received: stopping", stop)
-            return 0
-        finally:
-            for process in reversed(processes):  # gateway first: it drains in-flight requests
-                process.stop()
+    prepare_model(profile)
+    upstream = engine_url(profile, args.engine_port)
+    target = GatewayTarget(
+        upstream_url=upstream,
+        model=profile.served_model_name,
+        api_key=profile.api_key(),
+        settings_env=dict(profile.gateway_env),
+    )
+    engine = Program(
+        "engine",
+        profile.engine_command(args.engine_port),
+        profile.engine_env(),
+        ready_url=f"{upstream}/health",
+        ready_timeout_s=args.ready_timeout,
+        log_path=LOG_DIR / f"engine-{profile.name}-{args.engine_port}.log",
+    )
+    gateway = Program(
+        "gateway",
+        gateway_command(),
+        gateway_env(target, host=args.host, port=args.port),
+        # /ready, not /health: it answers 200 only once the gateway has reached the engine.
+        ready_url=f"http://{probe_host(args.host)}:{args.port}/ready",
+        ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
+        log_path=LOG_DIR / f"gateway-{args.port}.log",
+    )
+    logger.info("logs: %s, %s", engine.log_path, gateway.log_path)
+    supervisor = Supervisor([engine, gateway], grace_s=UP_GRACE_S)
+    supervisor.stop_on_signals()
+    return supervisor.run()
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:

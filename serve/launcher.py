@@ -1,19 +1,14 @@
-"""Run a profile's engine, the gateway in front of it, or both, as child processes."""
+"""Commands and environments for a profile's engine and the gateway in front of it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shlex
 import shutil
-import signal
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from serve.models import prepare_model
 from serve.process import ManagedProcess
@@ -94,46 +89,3 @@ def start_engine(profile: Profile, port: int, *, log_path: Path | None = None) -
         env=profile.engine_env(),
         log_path=log_path,
     )
-
-
-def start_gateway(
-    target: GatewayTarget, *, host: str, port: int, log_path: Path | None = None
-) -> ManagedProcess:
-    log_path = log_path or LOG_DIR / f"gateway-{port}.log"
-    return ManagedProcess.start(
-        "gateway",
-        gateway_command(),
-        env=gateway_env(target, host=host, port=port),
-        log_path=log_path,
-    )
-
-
-class StopRequested(Exception):
-    """SIGINT or SIGTERM arrived while `stop_on_signals` was active."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise StopRequested(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into StopRequested, so `finally` blocks stop our children:
-    they run in their own sessions and would not get the signal themselves."""
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def wait_for_first_exit(processes: list[ManagedProcess]) -> int:
-    """Block until one child exits; log its tail and return its exit code (1 if it was 0)."""
-    while True:
-        for child in processes:
-            if not child.is_running():
-                code = child.popen.returncode
-                logger.error("%s exited with %s; log tail:\n%s", child.name, code, child.log_tail())
-                return code or 1
-        time.sleep(0.5)

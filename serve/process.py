@@ -26,9 +26,9 @@ class ProcessStartError(RuntimeError):
 
 
 class ManagedProcess:
-    """A child process writing stdout+stderr to `log_path`."""
+    """A child process writing stdout+stderr to `log_path` (or to ours, when None)."""
 
-    def __init__(self, name: str, popen: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, name: str, popen: subprocess.Popen[bytes], log_path: Path | None) -> None:
         self.name = name
         self.popen = popen
         self.log_path = log_path
@@ -44,29 +44,35 @@ class ManagedProcess:
         cmd: Sequence[str],
         *,
         env: Mapping[str, str],
-        log_path: Path,
+        log_path: Path | None,
     ) -> ManagedProcess:
-        """Start `cmd` with `env` added to os.environ, logging to `log_path` (truncated)."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file: IO[bytes] = log_path.open("wb")
+        """Start `cmd` with `env` added to os.environ, logging to `log_path` (truncated), or
+        to this process's stdout and stderr (a container's log) when it is None."""
+        log_file: IO[bytes] | None = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_file = log_path.open("wb")
         try:
             popen = subprocess.Popen(
                 list(cmd),
                 env={**os.environ, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if log_file else None,
                 start_new_session=True,
             )
         finally:
-            log_file.close()  # the child holds its own descriptor
+            if log_file is not None:
+                log_file.close()  # the child holds its own descriptor
         return cls(name, popen, log_path)
 
     def is_running(self) -> bool:
         return self.popen.poll() is None
 
     def log_tail(self, max_lines: int = 60) -> str:
-        """Last lines of the child's log ('' if none yet)."""
+        """Last lines of the child's log ('' if none yet, or it logs to our output)."""
+        if self.log_path is None:
+            return ""
         try:
             lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:

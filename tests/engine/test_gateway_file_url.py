@@ -36,7 +36,7 @@ def sentence_server(sentence: AudioClip) -> Iterator[AudioServer]:
 @pytest.fixture
 def url_gateway(gateway_factory, whisper_engine):
     return gateway_factory(
-        upstream_urls=[whisper_engine.base_url],
+        engine=whisper_engine,
         fetch=FetchSettings(
             allow_http=True, allowed_ports=[], allowed_networks=[f"{SERVER_HOST}/32"]
         ),

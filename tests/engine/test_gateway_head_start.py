@@ -46,10 +46,9 @@ def edge_to_edge(audio_factory, tmp_path_factory):
 def test_head_start_gives_the_vad_paths_answer(
     whisper_engine, gateway_factory, http, edge_to_edge, sentence_clips
 ) -> None:
-    ahead = gateway_factory(upstream_urls=[whisper_engine.base_url])
-    after_vad = gateway_factory(
-        upstream_urls=[whisper_engine.base_url], head_start={"enabled": False}
-    )
+    # Off in the CPU profile (its gateway_env): turned on here, to be tested.
+    ahead = gateway_factory(engine=whisper_engine, head_start={"enabled": True})
+    after_vad = gateway_factory(engine=whisper_engine, head_start={"enabled": False})
     path, text = edge_to_edge
     early, late = _transcribe(http, ahead, path), _transcribe(http, after_vad, path)
     # The same samples reach the engine either way, so the same words come back.
@@ -66,7 +65,7 @@ def test_head_start_gives_the_vad_paths_answer(
 def test_leading_silence_cancels_the_head_start_and_vad_segments_win(
     whisper_engine, gateway_factory, http, audio_factory, tmp_path
 ) -> None:
-    gateway = gateway_factory(upstream_urls=[whisper_engine.base_url])
+    gateway = gateway_factory(engine=whisper_engine, head_start={"enabled": True})
     lead = np.zeros(3 * SAMPLE_RATE_HZ, np.float32)
     path = write_wav(
         tmp_path / "late.wav", np.concatenate([lead, audio_factory.voice(SENTENCES[2])])
@@ -86,7 +85,7 @@ def test_leading_silence_cancels_the_head_start_and_vad_segments_win(
 def test_noise_without_speech_cancels_the_head_start_and_returns_no_text(
     whisper_engine, gateway_factory, http, tmp_path
 ) -> None:
-    gateway = gateway_factory(upstream_urls=[whisper_engine.base_url])
+    gateway = gateway_factory(engine=whisper_engine, head_start={"enabled": True})
     noise = (np.random.default_rng(3).standard_normal(4 * SAMPLE_RATE_HZ) * 0.01).astype(np.float32)
     result = _transcribe(http, gateway, write_wav(tmp_path / "noise.wav", noise))
     assert _head_starts(http, gateway) == {"cancelled": 1.0}

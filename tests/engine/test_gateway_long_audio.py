@@ -5,14 +5,13 @@ is 230 MB of float32, on top of its 115 MB upload)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.overload_client import GatewayProcess, RssSampler
-from tests.fixtures.gateway import gateway_process
+from tests.fixtures.gateway import engine_settings_env, gateway_process
 
 pytestmark = pytest.mark.engine
 
@@ -31,8 +30,7 @@ def test_an_hour_streams_through_in_bounded_memory(
     voxtral_engine, audio_factory, speech_5s, speech_10min, tmp_path: Path
 ) -> None:
     hour = audio_factory.speech(HOUR_S, seed=7)
-    env = {
-        "VOXTRAL_UPSTREAM_URLS": json.dumps([voxtral_engine.base_url]),
+    env = engine_settings_env(voxtral_engine) | {
         "VOXTRAL_MAX_OUTPUT_TOKENS": "4",  # the random model never stops: keep each call short
         "VOXTRAL_MAX_SEGMENTS_IN_FLIGHT_PER_REQUEST": str(SEGMENTS_IN_FLIGHT),
         "VOXTRAL_LOG_LEVEL": "WARNING",

@@ -35,7 +35,7 @@ async def _burst(base_url: str) -> list[httpx.Response]:
 
 
 def test_a_burst_of_ready_probes_costs_one_inference(gateway_factory, voxtral_engine) -> None:
-    gateway = gateway_factory(upstream_urls=[voxtral_engine.base_url])
+    gateway = gateway_factory(engine=voxtral_engine)
     before = _one_token_requests(voxtral_engine.base_url)
     responses = asyncio.run(_burst(gateway.base_url))
     assert [r.status_code for r in responses] == [200] * BURST

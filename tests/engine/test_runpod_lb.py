@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,8 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.gateway import RunningGateway, free_port, start_gateway
-from voxtral_gateway.settings import Settings
+from tests.fixtures.gateway import (
+    RunningGateway,
+    engine_settings,
+    engine_settings_env,
+    free_port,
+    start_gateway,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -29,11 +33,10 @@ def lb_urls(
     """(api base URL, health base URL) of lb.py on two loopback ports, as RunPod may set them."""
     port, health_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "VOXTRAL_"))}
-    env |= {
+    env |= engine_settings_env(whisper_engine) | {
         "PORT": str(port),
         "PORT_HEALTH": str(health_port),
         "VOXTRAL_HOST": "127.0.0.1",
-        "VOXTRAL_UPSTREAM_URLS": json.dumps([whisper_engine.base_url]),
     }
     log_path = tmp_path_factory.mktemp("runpod-lb") / "lb.log"
     with log_path.open("wb") as log:
@@ -56,7 +59,7 @@ def lb_urls(
 
 @pytest.fixture(scope="module")
 def gateway(whisper_engine: Any) -> Iterator[RunningGateway]:
-    running = start_gateway(Settings(upstream_urls=[whisper_engine.base_url]))
+    running = start_gateway(engine_settings(whisper_engine))
     yield running
     running.stop()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.gateway import RunningGateway, free_port, start_gateway
+from tests.fixtures.engines import RunningEngine
+from tests.fixtures.gateway import RunningGateway, engine_settings_env, free_port, start_gateway
 from voxtral_gateway.settings import Settings
 
 pytestmark = pytest.mark.engine
@@ -58,9 +58,9 @@ def speech_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return joined.read_bytes()
 
 
-def _settings_env(engine_url: str) -> dict[str, str]:
-    return {
-        "VOXTRAL_UPSTREAM_URLS": json.dumps([engine_url]),
+def _settings_env(engine: RunningEngine) -> dict[str, str]:
+    """The engine profile's gateway settings (as `serve up` sets them), then this test's."""
+    return engine_settings_env(engine) | {
         "VOXTRAL_VAD__SEGMENT_MAX_S": str(SEGMENT_MAX_S),
         # The loopback audio server below: plain http, 127.0.0.0/8, an ephemeral port.
         "VOXTRAL_FETCH__ALLOW_HTTP": "true",
@@ -73,7 +73,7 @@ def _settings_env(engine_url: str) -> dict[str, str]:
 def gateway(whisper_engine: Any) -> Iterator[RunningGateway]:
     """A gateway with exactly the worker's settings, read from the same variables."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in _settings_env(whisper_engine.base_url).items():
+        for name, value in _settings_env(whisper_engine).items():
             patch.setenv(name, value)
         settings = Settings()
     running = start_gateway(settings)
@@ -85,7 +85,7 @@ def gateway(whisper_engine: Any) -> Iterator[RunningGateway]:
 def worker_url(whisper_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "VOXTRAL_"))}
-    env |= _settings_env(whisper_engine.base_url)
+    env |= _settings_env(whisper_engine)
     log_path = tmp_path_factory.mktemp("runpod-worker") / "worker.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -17,9 +17,10 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.fixtures.audio import AudioClip
+from tests.fixtures.engines import RunningEngine
+from tests.fixtures.gateway import engine_settings
 from tests.realtime.conftest import pcm16_chunks, read_clip
 from tests.runpod_scripts import load_runpod_script
-from voxtral_gateway.settings import Settings
 
 pytestmark = pytest.mark.engine
 
@@ -39,9 +40,9 @@ def _http(base_url: str, clip: AudioClip, language: str) -> httpx.Response:
     )
 
 
-def _runpod(engine_url: str, job_input: dict[str, Any]) -> list[Any]:
+def _runpod(engine: RunningEngine, job_input: dict[str, Any]) -> list[Any]:
     async def run() -> list[Any]:
-        worker = handler.Worker(Settings(upstream_urls=[engine_url]))
+        worker = handler.Worker(engine_settings(engine))
         try:
             return [item async for item in worker.handle({"id": "j", "input": job_input})]
         finally:
@@ -86,11 +87,11 @@ def test_language_reaches_the_engine_from_the_http_route(whisper_gateway, senten
 def test_language_reaches_the_engine_from_the_runpod_worker(whisper_engine, sentence_clips):
     clip = sentence_clips[1]
     audio = base64.b64encode(clip.read_bytes()).decode()
-    (refused,) = _runpod(whisper_engine.base_url, {"audio_base64": audio, "language": "fr"})
+    (refused,) = _runpod(whisper_engine, {"audio_base64": audio, "language": "fr"})
     assert REFUSAL in refused["error"]
     # `audio_url` resolves as the HTTP route's `file_url` does: a data URL is decoded inline.
     data_url = f"data:audio/wav;base64,{audio}"
-    (done,) = _runpod(whisper_engine.base_url, {"audio_url": data_url, "language": "en"})
+    (done,) = _runpod(whisper_engine, {"audio_url": data_url, "language": "en"})
     assert "office" in done["text"].lower()
 
 

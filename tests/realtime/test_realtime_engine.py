@@ -195,7 +195,7 @@ def test_manual_commit_transcribes_the_buffer(whisper_gateway, sentence_clips):
 
 
 def test_sdk_bearer_key_is_accepted(gateway_factory, whisper_engine, sentence_clips):
-    gateway = gateway_factory(upstream_urls=[whisper_engine.base_url], api_keys=["sk-live"])
+    gateway = gateway_factory(engine=whisper_engine, api_keys=["sk-live"])
     samples = read_clip(sentence_clips[1].path)
     padded = np.concatenate([samples, np.zeros(16000, np.float32)])
     events = asyncio.run(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.engines import free_loopback_port
 from tests.runpod_scripts import load_runpod_script
 from voxtral_gateway.settings import Settings
 
@@ -206,3 +207,54 @@ def test_engine_port_flag_moves_engine_and_front_together(monkeypatch: pytest.Mo
     front = supervise.front_program("lb", sys.executable, {}, engine_port=8123)
     monkeypatch.setenv("VOXTRAL_UPSTREAM_URLS", front.env["VOXTRAL_UPSTREAM_URLS"])
     assert Settings().upstream_urls == ["http://127.0.0.1:8123"]
+
+
+def test_front_process_starts_only_once_the_engine_answers_its_ready_url(tmp_path: Path) -> None:
+    # An engine that dies while loading: the front process must never have started.
+    port = free_loopback_port()
+    engine, _ = _child(tmp_path, "engine", sleep_s=1.0, exit_code=5)
+    engine = supervise.Program(engine.name, engine.argv, engine.env, ready_url=_url(port))
+    front, front_marker = _child(tmp_path, "front", sleep_s=60)
+    assert supervise.Supervisor([engine, front], grace_s=5).run() == 5
+    assert not front_marker.with_suffix(".started").exists()
+
+    # An engine that answers: the front process starts, and its exit ends the service.
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    engine = supervise.Program("engine", server, ready_url=_url(port), ready_timeout_s=30)
+    front, front_marker = _child(tmp_path, "front", sleep_s=0.5, exit_code=3)
+    assert supervise.Supervisor([engine, front], grace_s=5).run() == 3
+    assert front_marker.with_suffix(".started").exists()
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_front_process_gets_the_profiles_gateway_settings_as_serve_up_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from serve.launcher import GatewayTarget, gateway_env
+    from serve.profiles import load_profile
+
+    profile = load_profile("cpu-tiny-voxtral")
+    program = supervise.front_program("pod", sys.executable, {}, profile=profile)
+    serve_up = gateway_env(
+        GatewayTarget(
+            upstream_url=f"http://127.0.0.1:{supervise.ENGINE_PORT}",
+            model=profile.served_model_name,
+            settings_env=dict(profile.gateway_env),
+        ),
+        host="0.0.0.0",
+        port=supervise.GATEWAY_PORT,
+    )
+    assert program.env == serve_up
+    for name, value in program.env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.upstream_model == "tiny-voxtral"
+    assert settings.head_start.enabled is False  # the CPU profile's gateway_env
+    # A template's own setting still wins over the profile's.
+    program = supervise.front_program(
+        "pod", sys.executable, {"VOXTRAL_HEAD_START__ENABLED": "true"}, profile=profile
+    )
+    assert program.env["VOXTRAL_HEAD_START__ENABLED"] == "true"
