@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from voxtral_gateway.admission import Ticket
-from voxtral_gateway.deps import RuntimeDep, SettingsDep
+from voxtral_gateway.deps import AudioChargeDep, RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
 from voxtral_gateway.pipeline.ingest import read_transcription_request
@@ -116,7 +116,7 @@ def options_from(params: TranscriptionRequest, use_vad_default: bool) -> Transcr
     response_model=None,
 )
 async def create_transcription(
-    request: Request, runtime: RuntimeDep, settings: SettingsDep
+    request: Request, runtime: RuntimeDep, settings: SettingsDep, audio_charge: AudioChargeDep
 ) -> Response:
     started = time.perf_counter()
     metrics = runtime.metrics
@@ -126,7 +126,7 @@ async def create_transcription(
     prepared = None
     try:
         # Admission comes first: an overloaded gateway answers 429 before reading the body.
-        ticket = runtime.admission.admit()
+        ticket = runtime.admission.admit(charge_audio=audio_charge)
         metrics.in_flight_requests.inc()
         ingested = await read_transcription_request(request, settings)
         read_s = time.perf_counter() - started
