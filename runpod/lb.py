@@ -59,8 +59,8 @@ def add_ping_route(app: FastAPI, state: PingState, runtime_source: FastAPI) -> N
 
 
 def create_lb_app(settings: Settings) -> tuple[FastAPI, PingState]:
-    """The gateway app with `/ping` added (the auth middleware already leaves /ping open)."""
-    app = create_app(settings)
+    """The gateway app with `/ping` added, and left open to callers without a key."""
+    app = create_app(settings, open_paths=frozenset({"/ping"}))
     state = PingState()
     add_ping_route(app, state, runtime_source=app)
     return app, state

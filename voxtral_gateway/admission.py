@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from voxtral_gateway.errors import OverloadedError, UpstreamUnavailableError
 from voxtral_gateway.pipeline.stream import ChunkSegments
-from voxtral_gateway.ratelimit import charge_audio_s
+from voxtral_gateway.ratelimit import AudioCharge
 from voxtral_gateway.settings import Settings
 
 
@@ -20,6 +20,8 @@ class Ticket:
     """One admitted request's share of the load; `release()` is safe to call twice."""
 
     admission: Admission
+    charge_audio: AudioCharge | None = None
+    """The client's audio-seconds rate limit, when one is set."""
     audio_s: float = 0.0
     segments: int = 0
     released: bool = False
@@ -30,7 +32,8 @@ class Ticket:
         chunk."""
         if self.released:
             return
-        charge_audio_s(audio_s)
+        if self.charge_audio is not None:
+            self.charge_audio(audio_s)
         self.admission.in_flight_audio_s += audio_s
         self.admission.pending_segments += segments
         self.audio_s += audio_s
@@ -73,8 +76,11 @@ class Admission:
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self.settings.retry_after_s)}
 
-    def admit(self) -> Ticket:
-        """Raise before any body is read if draining (503) or saturated (429)."""
+    def admit(self, charge_audio: AudioCharge | None = None) -> Ticket:
+        """Raise before any body is read if draining (503) or saturated (429).
+
+        `charge_audio`: what the ticket charges decoded audio to (a rate-limited client's
+        bucket, from `RateLimiter.admit`)."""
         if self.draining:
             raise UpstreamUnavailableError(
                 "The gateway is shutting down; retry on another instance.",
@@ -92,7 +98,7 @@ class Admission:
             )
         self.in_flight_requests += 1
         self.idle.clear()
-        return Ticket(self)
+        return Ticket(self, charge_audio)
 
     async def drain(self, timeout_s: float) -> bool:
         """Stop admitting; True if every in-flight request finished within `timeout_s`."""

@@ -33,8 +33,11 @@ def create_app(
     *,
     http_client: aiohttp.ClientSession | None = None,
     detector: SpeechDetector | None = None,
+    open_paths: frozenset[str] = frozenset(),
 ) -> FastAPI:
-    """Build the gateway. Tests may pass their own HTTP client or VAD detector."""
+    """Build the gateway. Tests may pass their own HTTP client or VAD detector; a host
+    platform wrapper (runpod/lb.py) names its own probe paths in `open_paths`, left open to
+    callers without a key."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +63,11 @@ def create_app(
         max_inline_bytes=settings.limits.max_inline_bytes,
     )
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limits))
-    app.add_middleware(ApiKeyMiddleware, keys=[k.get_secret_value() for k in settings.api_keys])
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=[k.get_secret_value() for k in settings.api_keys],
+        open_paths=open_paths,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
 

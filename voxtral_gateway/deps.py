@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from voxtral_gateway.ratelimit import AudioCharge
 from voxtral_gateway.runtime import Runtime
 from voxtral_gateway.settings import Settings
 
@@ -20,5 +21,11 @@ async def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
+async def _audio_charge(request: Request) -> AudioCharge | None:
+    # Set by RateLimitMiddleware when the client is rate limited by audio seconds.
+    return getattr(request.state, "audio_charge", None)
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+AudioChargeDep = Annotated[AudioCharge | None, Depends(_audio_charge)]
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]

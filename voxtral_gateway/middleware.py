@@ -20,7 +20,7 @@ from voxtral_gateway.ratelimit import RateLimiter, client_identity
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/ping", "/"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})
 # The browser page's own files hold no data; the page then sends the key with each call.
 OPEN_PREFIXES = ("/static/",)
 # Browsers cannot set headers on a WebSocket: OpenAI's convention carries the key as a subprotocol.
@@ -87,11 +87,16 @@ class RequestIdMiddleware:
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on every path but the probes, when keys are set."""
+    """Require `Authorization: Bearer <key>` on every path but the probes, when keys are set.
 
-    def __init__(self, app: ASGIApp, *, keys: list[str]) -> None:
+    `open_paths` adds a host platform's own probes (RunPod's `/ping`, from runpod/lb.py)."""
+
+    def __init__(
+        self, app: ASGIApp, *, keys: list[str], open_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self._keys = [k.encode() for k in keys]
+        self._open_paths = OPEN_PATHS | open_paths
 
     def _is_known(self, presented: bytes) -> bool:
         # Compare against every key without stopping early: timing reveals nothing.
@@ -116,7 +121,7 @@ class ApiKeyMiddleware:
         if (
             scope["type"] not in ("http", "websocket")
             or not self._keys
-            or path in OPEN_PATHS
+            or path in self._open_paths
             or path.startswith(OPEN_PREFIXES)
         ):
             await self.app(scope, receive, send)
@@ -183,7 +188,8 @@ class RateLimitMiddleware:
     """Per-key request and audio-seconds limits on the transcription routes (429 + Retry-After).
 
     Sits inside ApiKeyMiddleware, so only known keys spend tokens; decided before any body
-    is read. Audio seconds are charged later, when admission learns the decoded length.
+    is read. Audio seconds are charged later, when admission learns the decoded length: the
+    charge goes on the request as `request.state.audio_charge` (see deps.AudioChargeDep).
     """
 
     def __init__(self, app: ASGIApp, *, limiter: RateLimiter) -> None:
@@ -203,7 +209,7 @@ class RateLimitMiddleware:
             dict(scope["headers"]).get(b"authorization", b""), client[0] if client else None
         )
         try:
-            self.limiter.admit(identity)
+            charge = self.limiter.admit(identity)
         except OverloadedError as exc:
             await _send_json(
                 send,
@@ -213,5 +219,5 @@ class RateLimitMiddleware:
                 scope=scope,
             )
             return
-        with self.limiter.charging(identity):
-            await self.app(scope, receive, send)
+        scope.setdefault("state", {})["audio_charge"] = charge
+        await self.app(scope, receive, send)

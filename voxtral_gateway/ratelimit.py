@@ -3,16 +3,18 @@
 A request's audio length is known only after decoding, so the audio bucket is checked on
 arrival (it must not be in debt) and charged once the audio is decoded, possibly into debt:
 one long file is allowed through, and the key waits for the bucket to refill afterwards.
+`admit()` returns that charge as a plain callable: RateLimitMiddleware puts it on the request
+(`request.state.audio_charge`), the route passes it to `Admission.admit()`, and the ticket
+calls it as audio is decoded.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voxtral_gateway.errors import OverloadedError
@@ -20,11 +22,8 @@ from voxtral_gateway.settings import RateLimitSettings
 
 _SECONDS_PER_MINUTE = 60.0
 
-# The account of the request being served, set by RateLimitMiddleware for the request's task,
-# so admission can charge decoded audio without every stage passing the key along.
-_audio_account: ContextVar[Callable[[float], None] | None] = ContextVar(
-    "audio_account", default=None
-)
+AudioCharge = Callable[[float], None]
+"""Charges decoded audio seconds to one client's audio bucket."""
 
 
 @dataclass
@@ -93,8 +92,9 @@ class RateLimiter:
             if all(b.is_full for b in buckets):
                 del self._accounts[identity]
 
-    def admit(self, identity: str) -> None:
-        """Take one request token; raise 429 with `Retry-After` if the key is out of either."""
+    def admit(self, identity: str) -> AudioCharge:
+        """Take one request token; raise 429 with `Retry-After` if the key is out of either.
+        Returns what charges this request's decoded audio to the key."""
         now = self.clock()
         account = self._account(identity, now)
         waits = []
@@ -114,27 +114,12 @@ class RateLimiter:
             )
         if account.requests is not None:
             account.requests.tokens -= 1.0
+        return functools.partial(self.charge_audio, identity)
 
     def charge_audio(self, identity: str, seconds: float) -> None:
         account = self._account(identity, self.clock())
         if account.audio_s is not None and seconds > 0:
             account.audio_s.tokens -= seconds
-
-    @contextlib.contextmanager
-    def charging(self, identity: str) -> Iterator[None]:
-        """Within this block, `charge_audio_s()` charges `identity`'s audio bucket."""
-        token = _audio_account.set(lambda seconds: self.charge_audio(identity, seconds))
-        try:
-            yield
-        finally:
-            _audio_account.reset(token)
-
-
-def charge_audio_s(seconds: float) -> None:
-    """Charge decoded audio to the current request's key (no-op without rate limits)."""
-    charge = _audio_account.get()
-    if charge is not None:
-        charge(seconds)
 
 
 def client_identity(authorization: bytes, client_host: str | None) -> str:

@@ -79,6 +79,13 @@ def test_audio_seconds_per_minute_charges_decoded_length(gateway_factory, http) 
     assert _post(http, gateway.base_url, "key-b", six_s).status_code == 200
 
 
+def test_core_gateway_leaves_no_platform_probe_open(gateway_factory, http) -> None:
+    # /ping is RunPod's (runpod/lb.py opens it on its app); the core gateway knows no such path.
+    gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"], api_keys=["k"])
+    assert http.get(gateway.base_url + "/ping").status_code == 401
+    assert http.get(gateway.base_url + "/health").status_code == 200
+
+
 def test_no_cors_headers_by_default(gateway_factory, http) -> None:
     gateway = gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"])
     origin = {"Origin": "https://evil.example"}

@@ -134,3 +134,12 @@ def test_profile_gateway_settings_reach_the_gateway(
     settings = Settings()
     assert settings.head_start.enabled is (profile.device == "cuda")
     assert settings.upstream_urls == ["http://127.0.0.1:9"]
+    # Admission fits the engine: a CPU engine starts a few requests soon, a GPU about two
+    # batches; the gateway's own defaults (512 / 2048) fit neither.
+    defaults = Settings.model_fields
+    assert settings.max_in_flight_requests != defaults["max_in_flight_requests"].default or (
+        settings.max_in_flight_requests == 2 * profile.max_num_seqs
+    )
+    assert settings.max_pending_segments < defaults["max_pending_segments"].default
+    if profile.device == "cpu":
+        assert settings.max_in_flight_requests <= 4

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from voxtral_gateway.admission import Ticket
-from voxtral_gateway.deps import RuntimeDep, SettingsDep
+from voxtral_gateway.deps import AudioChargeDep, RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, InvalidRequestError
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.mistral import render
@@ -109,7 +109,7 @@ def _error_response(exc: GatewayError) -> JSONResponse:
 
 @router.post("/v1/audio/transcriptions", response_model=None, openapi_extra=_request_body_schema())
 async def create_mistral_transcription(
-    request: Request, runtime: RuntimeDep, settings: SettingsDep
+    request: Request, runtime: RuntimeDep, settings: SettingsDep, audio_charge: AudioChargeDep
 ) -> Response:
     started = time.perf_counter()
     record = RequestRecord(runtime.metrics, response_format="mistral", started=started)
@@ -118,7 +118,7 @@ async def create_mistral_transcription(
     ticket = None
     prepared = None
     try:
-        ticket = runtime.admission.admit()
+        ticket = runtime.admission.admit(charge_audio=audio_charge)
         record.admitted()
         fields, upload = await read_fields(request, settings)
         params = validate_mistral_fields(fields)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from voxtral_gateway.admission import Ticket
-from voxtral_gateway.deps import RuntimeDep, SettingsDep
+from voxtral_gateway.deps import AudioChargeDep, RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
@@ -79,7 +79,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     response_model=None,
 )
 async def create_transcription(
-    request: Request, runtime: RuntimeDep, settings: SettingsDep
+    request: Request, runtime: RuntimeDep, settings: SettingsDep, audio_charge: AudioChargeDep
 ) -> Response:
     started = time.perf_counter()
     record = RequestRecord(runtime.metrics, started=started)
@@ -89,7 +89,7 @@ async def create_transcription(
     prepared = None
     try:
         # Admission comes first: an overloaded gateway answers 429 before reading the body.
-        ticket = runtime.admission.admit()
+        ticket = runtime.admission.admit(charge_audio=audio_charge)
         record.admitted()
         ingested = await read_transcription_request(request, settings)
         params = ingested.params
