@@ -129,7 +129,7 @@ def test_stream_deltas_join_to_done_text(whisper_gateway, speech_5s: AudioClip) 
 
 
 def test_context_bias_reaches_whisper_as_its_prompt(
-    whisper_prompt_gateway, whisper_gateway, sentence: AudioClip
+    whisper_prompt_gateway, gateway_factory, whisper_engine, sentence: AudioClip
 ) -> None:
     terms = ["Voxtral", "gateway_service"]
     plain = mistral(whisper_prompt_gateway).audio.transcriptions.complete(
@@ -146,11 +146,13 @@ def test_context_bias_reaches_whisper_as_its_prompt(
         "applied_via": "prompt",
     }
     # A gateway configured as unable to use them still accepts them, and says so.
-    unused = mistral(whisper_gateway).audio.transcriptions.complete(
+    unsupported = gateway_factory(engine=whisper_engine, context_bias="unsupported")
+    unused = mistral(unsupported).audio.transcriptions.complete(
         model="m", file=upload(sentence), context_bias=terms
     )
     assert unused.additional_properties["context_bias"]["applied"] is False
-    assert unused.usage.prompt_tokens == plain.usage.prompt_tokens
+    unbiased = mistral(unsupported).audio.transcriptions.complete(model="m", file=upload(sentence))
+    assert unused.usage.prompt_tokens == unbiased.usage.prompt_tokens
 
 
 @pytest.mark.parametrize(
