@@ -8,7 +8,9 @@ string is the language, as GitHub renders it; the words after it tell the tests 
         gateway, in a scratch folder holding `speech.wav` and `clip.wav` (espeak-ng, the
         sentence README.md quotes). Documented addresses are rewritten to the test's own:
         127.0.0.1:8001 -> the gateway, 127.0.0.1:8000 -> the engine, any other
-        127.0.0.1:PORT -> a free port; `.venv/bin/` and a leading `python` -> the test's venv.
+        127.0.0.1:PORT -> a free port, and each such port wherever else the block names it
+        (`--port 8010`); `.venv/bin/` and a leading `python` -> the test's venv. The block runs
+        with `bash -e -o pipefail` from a folder that mirrors the repository root by links.
         The block must exit 0.
     ```output            right after a run block: its output, compared exactly
     ```output wer=0.2   ... compared by word error rate (at most 0.2)

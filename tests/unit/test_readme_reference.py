@@ -349,3 +349,18 @@ def test_docker_compose_commands_name_real_profiles_and_services() -> None:
                     f"{block.where}: compose service {service!r} is not in docker-compose.yml"
                 )
 
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ".venv/bin/python -m serve up no-such-profile",
+        ".venv/bin/python -m serve engine cpu-whisper-tiny-en --no-such-flag",
+        ".venv/bin/voxtral-gateway transcribe speech.wav --no-such-flag",
+        "docker build -f runpod/NoSuchDockerfile .",
+    ],
+)
+def test_reference_check_catches_a_broken_command(command: str) -> None:
+    block = Block("README.md", 1, "bash", ("check",), command + "\n")
+    with pytest.raises(AssertionError):
+        check_references(block)
