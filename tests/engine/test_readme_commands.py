@@ -9,6 +9,7 @@ by word error rate (`wer=`) or by shape (`shape`: JSON keys, or SRT cue count).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,7 +48,10 @@ class ReadmeRunner:
 
     def __init__(self, root: Path, gateway: RunningGateway, engine_url: str) -> None:
         self.root = root
-        self.ports = {"8001": gateway.base_url.rsplit(":", 1)[1], "8000": engine_url.rsplit(":", 1)[1]}
+        self.ports = {
+            "8001": gateway.base_url.rsplit(":", 1)[1],
+            "8000": engine_url.rsplit(":", 1)[1],
+        }
         self.results: dict[tuple[str, int], Ran] = {}
 
     def rewrite(self, text: str) -> str:
@@ -103,10 +107,8 @@ class ReadmeRunner:
             try:
                 returncode = process.wait(timeout=BLOCK_TIMEOUT_S)
             finally:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 process.wait()
         return Ran(returncode, log.read_text(), errors.read_text())
 
@@ -145,7 +147,9 @@ def assert_output_matches(runnable: RunnableBlock, actual: str) -> None:
         except ValueError:
             cues = list(srt.parse(expected.text))
             got = list(srt.parse(actual))
-            assert len(got) == len(cues), f"{where}: {len(got)} SRT cues, not {len(cues)}:\n{actual}"
+            assert len(got) == len(cues), (
+                f"{where}: {len(got)} SRT cues, not {len(cues)}:\n{actual}"
+            )
             return
         try:
             got = json.loads(actual)

@@ -350,7 +350,6 @@ def test_docker_compose_commands_name_real_profiles_and_services() -> None:
                 )
 
 
-
 @pytest.mark.parametrize(
     "command",
     [
