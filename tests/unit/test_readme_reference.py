@@ -36,6 +36,7 @@ from tests.readme_blocks import (
     loose_output_blocks,
 )
 from voxtral_gateway.app import create_app
+from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.settings import Settings
 
 README = REPO / "README.md"
@@ -169,6 +170,36 @@ def test_default_reading_follows_the_documented_rules() -> None:
     assert not default_matches("false", True)
     assert not default_matches("120", 60.0)
     assert not default_matches("open", [])
+
+
+# --- request parameters -------------------------------------------------------------------
+
+
+def documented_parameters() -> set[str]:
+    """First-column names of README's Request parameters table, `[]` (form list keys) dropped."""
+    rows = [
+        line
+        for line in _section("### Request parameters").splitlines()
+        if line.startswith("|") and not re.match(r"^\|\s*-", line)
+    ][1:]
+    names = set()
+    for row in rows:
+        name = re.findall(r"`([^`]+)`", row.strip("|").split("|")[0])
+        assert name, f"Request parameters row without a `name`: {row}"
+        names.add(name[0].removesuffix("[]"))
+    return names
+
+
+def test_request_parameters_table_matches_the_request_model() -> None:
+    fields = set(TranscriptionRequest.model_fields) | {"file"}  # the upload itself
+    documented = documented_parameters()
+    assert not fields - documented, "README.md's Request parameters table lacks: " + ", ".join(
+        sorted(fields - documented)
+    )
+    assert not documented - fields, (
+        "README.md documents request parameters TranscriptionRequest lacks: "
+        + ", ".join(sorted(documented - fields))
+    )
 
 
 # --- routes -------------------------------------------------------------------------------
