@@ -218,7 +218,12 @@ class ReadmeRunner:
             if block.language == "python"
             else ["bash", "-e", "-o", "pipefail", str(script)]
         )
-        env = dict(os.environ)
+        # A reader's shell: no gateway or RunPod settings beyond what the block itself sets.
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("VOXTRAL_", "RUNPOD_")) or name.startswith("VOXTRAL_TEST_")
+        }
         # Output to a file, not a pipe: a background process the block starts must not keep us
         # waiting for EOF. Its own session, so whatever it leaves behind is stopped below.
         log, errors = folder / f"block-{block.line}.out", folder / f"block-{block.line}.err"
