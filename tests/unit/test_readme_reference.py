@@ -77,13 +77,24 @@ def setting_defaults() -> dict[str, Any]:
     return walk(Settings, "VOXTRAL_")
 
 
+def table_rows(section: str, first_header: str) -> list[str]:
+    """Body rows of the section's tables whose first header cell is `first_header`."""
+    rows: list[str] = []
+    table: list[str] = []
+    for line in [*section.splitlines(), ""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if table and table[0].strip("| ").split("|")[0].strip().lower() == first_header:
+            rows += [row for row in table[1:] if not re.match(r"^\|\s*:?-", row)]
+        table = []
+    return rows
+
+
 def documented_settings() -> dict[str, tuple[str, str]]:
-    """`VOXTRAL_...` name -> (default as written, the row it came from) in README's table."""
-    rows = [
-        line
-        for line in _section("## Configuration").splitlines()
-        if line.startswith("|") and not re.match(r"^\|\s*-", line)
-    ][1:]  # the header
+    """`VOXTRAL_...` name -> (default as written, the row it came from) in the Configuration
+    section's tables headed `| variable | default | meaning |`."""
+    rows = table_rows(_section("## Configuration"), "variable")
     documented: dict[str, tuple[str, str]] = {}
     for row in rows:
         cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
@@ -177,11 +188,7 @@ def test_default_reading_follows_the_documented_rules() -> None:
 
 def documented_parameters() -> set[str]:
     """First-column names of README's Request parameters table, `[]` (form list keys) dropped."""
-    rows = [
-        line
-        for line in _section("### Request parameters").splitlines()
-        if line.startswith("|") and not re.match(r"^\|\s*-", line)
-    ][1:]
+    rows = table_rows(_section("### Request parameters"), "parameter")
     names = set()
     for row in rows:
         name = re.findall(r"`([^`]+)`", row.strip("|").split("|")[0])
