@@ -9,11 +9,13 @@ by word error rate (`wer=`) or by shape (`shape`: JSON keys, or SRT cue count).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.fixtures.gateway import RunningGateway
+from serve.profiles import load_profile
+from tests.fixtures.gateway import RunningGateway, start_gateway
 from tests.readme_blocks import (
     READMES,
     ReadmeRunner,
@@ -22,6 +24,7 @@ from tests.readme_blocks import (
     read_blocks,
     runnable_blocks,
 )
+from voxtral_gateway.settings import Settings
 
 pytestmark = pytest.mark.engine
 
@@ -29,11 +32,28 @@ _BLOCKS = {readme: runnable_blocks(read_blocks(readme)) for readme in READMES}
 
 
 @pytest.fixture(scope="module")
+def readme_gateway(whisper_engine: Any) -> Iterator[RunningGateway]:
+    """The gateway as README.md's default profile runs it (its `gateway_env`), in front of the
+    session's Whisper engine. One setting differs: the realtime idle timer counts client events
+    only, so on a loaded CI machine a session waiting for its final transcript could be closed
+    as idle (seen at load average 23: 33 s for one utterance)."""
+    profile_env = load_profile("cpu-whisper-tiny-en").gateway_env
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in profile_env.items():
+            patch.setenv(name, value)
+        settings = Settings(upstream_urls=[whisper_engine.base_url])
+    realtime = settings.realtime.model_copy(update={"idle_timeout_s": 600.0})
+    gateway = start_gateway(settings.model_copy(update={"realtime": realtime}))
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
 def readme_runner(
-    tmp_path_factory: pytest.TempPathFactory, whisper_gateway: RunningGateway, whisper_engine: Any
+    tmp_path_factory: pytest.TempPathFactory, readme_gateway: RunningGateway, whisper_engine: Any
 ) -> ReadmeRunner:
     ports = {
-        "8001": whisper_gateway.base_url.rsplit(":", 1)[1],
+        "8001": readme_gateway.base_url.rsplit(":", 1)[1],
         "8000": whisper_engine.base_url.rsplit(":", 1)[1],
     }
     return ReadmeRunner(tmp_path_factory.mktemp("readme"), _BLOCKS, ports)
