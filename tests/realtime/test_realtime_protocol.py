@@ -197,6 +197,34 @@ def test_idle_client_gets_an_error_and_a_clean_close(gateway, raw_session):
     assert closed.value.rcvd.code == 1000
 
 
+def test_a_client_waiting_for_its_transcript_is_not_idle(
+    gateway_factory, fake_upstream_stall, raw_session
+):
+    # A hung engine (fake_upstream_stall) stands in for one too busy to answer within the idle
+    # timeout: the client committed and waits; it must get its transcript, not an idle close.
+    gw = gateway_factory(
+        upstream_urls=[fake_upstream_stall.base_url], realtime={"idle_timeout_s": 0.5}
+    )
+    session = raw_session(gw.base_url)
+    session.send(GA_UPDATE)
+    assert session.recv()["type"] == "session.updated"
+    speech = (np.sin(np.arange(16000) * 0.05) * 0.3).astype(np.float32)
+    for chunk in pcm16_chunks(speech):
+        session.send({"type": "input_audio_buffer.append", "audio": chunk})
+    session.send({"type": "input_audio_buffer.commit"})
+    assert session.recv()["type"] == "input_audio_buffer.committed"
+    deadline = time.monotonic() + 30
+    while not fake_upstream_stall.calls:  # the engine has the utterance
+        assert time.monotonic() < deadline, "the utterance never reached the engine"
+        time.sleep(0.01)
+    # Many idle timeouts pass while the engine holds the call; no event may arrive meanwhile.
+    with pytest.raises(TimeoutError):
+        session.recv(timeout_s=2.0)
+    fake_upstream_stall.release.set()
+    events = session.recv_until("conversation.item.input_audio_transcription.completed")
+    assert events[-1]["transcript"] == "ok"
+
+
 def test_session_length_is_capped(gateway, raw_session):
     session = raw_session(gateway(max_session_s=1.0).base_url)
     event = None

@@ -72,6 +72,11 @@ class BridgeTranscriber:
         await self._outbox.put(("forget", None))
         await self._outbox.put(_END)
 
+    @property
+    def pending(self) -> int:
+        """Utterances sent to the engine whose `completed` has not come back yet."""
+        return len(self._items)
+
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()

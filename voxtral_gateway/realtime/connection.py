@@ -123,6 +123,9 @@ async def _run(
         try:
             message = await asyncio.wait_for(websocket.receive(), timeout=max(timeout_s, 0))
         except TimeoutError:
+            if session_left_s > settings.idle_timeout_s and session.transcriber.pending:
+                # The client is waiting for us (a busy engine), not idle.
+                continue
             if session_left_s <= settings.idle_timeout_s:
                 event = error_event(
                     f"The session reached its {settings.max_session_s:g} s limit.",

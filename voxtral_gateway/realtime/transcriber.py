@@ -52,6 +52,11 @@ class UtteranceTranscriber(Protocol):
 
     async def aclose(self) -> None: ...
 
+    @property
+    def pending(self) -> int:
+        """Transcriptions the client is still owed; a session waiting on them is not idle."""
+        ...
+
 
 def _normalised(word: str) -> str:
     return _WORD_EDGES.sub("", word.lower())
