@@ -8,6 +8,8 @@ words espeak-ng was asked to say.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -60,9 +62,15 @@ async def _stream_and_collect(
         )
 
         async def _send() -> None:
+            # Like a microphone, keep streaming (silence) after the clip until the results are
+            # in: a client that goes quiet meets the idle timeout (30 s) if a loaded engine
+            # takes that long, a timing assumption the test does not mean to make.
+            chunks = pcm16_chunks(samples, CHUNK_MS)
+            silence = pcm16_chunks(np.zeros(16000 * CHUNK_MS // 1000, np.float32), CHUNK_MS)[0]
             started = time.monotonic()
-            for index, chunk in enumerate(pcm16_chunks(samples, CHUNK_MS)):
+            for index in itertools.count():
                 await asyncio.sleep(max(0.0, started + index * CHUNK_MS / 1000 - time.monotonic()))
+                chunk = chunks[index] if index < len(chunks) else silence
                 await connection.input_audio_buffer.append(audio=chunk)
 
         sender = asyncio.create_task(_send())
@@ -71,12 +79,14 @@ async def _stream_and_collect(
             async for event in connection:
                 events.append((time.monotonic(), event))
                 if event.type == "error":
-                    pytest.fail(f"error event: {event.error}")
+                    pytest.fail(f"error event: {event.error} after {[e.type for _, e in events]}")
                 if event.type == "conversation.item.input_audio_transcription.completed":
                     completed += 1
                     if completed == expected_completed:
                         break
-        await sender
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
     return events
 
 
