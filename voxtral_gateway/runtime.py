@@ -15,7 +15,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 import numpy as np
@@ -26,6 +26,8 @@ from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.head_start import HeadStart, drop
 from voxtral_gateway.pipeline.records import Segment, SegmentResult, Transcript
 from voxtral_gateway.pipeline.segment import vad_params
+from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError, check_backend
+from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerStage, SpeakerTrack
 from voxtral_gateway.pipeline.stitch import stitch
 from voxtral_gateway.pipeline.stream import (
     Batch,
@@ -56,6 +58,8 @@ class TranscriptionOptions:
     temperature: float | None = None
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
+    speakers: SpeakerRequest | None = None
+    """Label segments by speaker (pipeline/speakers.py); None: no speaker stage."""
 
 
 class PreparedAudio:
@@ -72,8 +76,11 @@ class PreparedAudio:
         first: Batch,
         on_batch: list[Callable[[Batch], None]],
         head_start: asyncio.Task[str] | None = None,
+        speakers: SpeakerTrack | None = None,
     ) -> None:
         self._batches = batches
+        self.speakers = speakers
+        """The request's speaker stage, fed each batch; None when speakers weren't asked for."""
         self.head_start = head_start
         """The engine's answer for the one segment, asked before VAD ran (head_start.py)."""
         self._ready: collections.deque[Segment] = collections.deque()
@@ -108,6 +115,8 @@ class PreparedAudio:
         """The request is over: a head-start call nobody awaited stops."""
         if self.head_start is not None and not self.head_start.done():
             drop(self.head_start)
+        if self.speakers is not None:
+            self.speakers.close()
 
 
 @dataclass
@@ -127,6 +136,7 @@ class Runtime:
     segment_slots: asyncio.Semaphore
     admission: Admission
     probe_cache: ProbeCache = field(default_factory=ProbeCache)
+    speaker_stage: SpeakerStage | None = None
 
     def budget(self) -> TokenBudget:
         s = self.settings
@@ -144,11 +154,17 @@ class Runtime:
         """Decode and segment the first chunk off the event loop (all of a short file);
         `on_batch` sees that chunk and every later one. No segments means no speech."""
         head_start: HeadStart | None = None
+        track = self._speaker_track(options)
         if options.use_vad:
-            head_start = self._head_start(options)
+            # With speakers, one region per engine call: a turn change never splits a call's text.
+            params = replace(
+                vad_params(self.settings.vad, options.vad_overrides),
+                one_region_per_segment=track is not None,
+            )
+            head_start = None if track else self._head_start(options)
             segmenter: Segmenter = VadSegmenter(
                 self.detector,
-                vad_params(self.settings.vad, options.vad_overrides),
+                params,
                 warmup_s=self.settings.vad.stream_warmup_s,
                 on_whole_file=head_start.offer if head_start else None,
             )
@@ -171,9 +187,18 @@ class Runtime:
             early = head_start.settle(first.segments)
             self.metrics.head_starts.labels("used" if early else "cancelled").inc()
         callbacks = [lambda batch: self._observe(batch, options)]
+        if track is not None:
+            callbacks.append(track.add_batch)
         if on_batch is not None:
             callbacks.append(on_batch)
-        return PreparedAudio(batches, first, callbacks, early)
+        return PreparedAudio(batches, first, callbacks, early, track)
+
+    def _speaker_track(self, options: TranscriptionOptions) -> SpeakerTrack | None:
+        if options.speakers is None:
+            return None
+        if self.speaker_stage is None:
+            raise SpeakersUnavailableError
+        return self.speaker_stage.track(options.speakers)
 
     def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
         settings = self.settings.head_start
@@ -234,9 +259,15 @@ class Runtime:
         prepared = await self.prepare(source, options)
         try:
             results = [result async for result in self.segment_results(prepared, options)]
+            return await self.finish_speakers(prepared, self.finish(prepared, results, options))
         finally:
             prepared.discard()
-        return self.finish(prepared, results, options)
+
+    async def finish_speakers(self, prepared: PreparedAudio, transcript: Transcript) -> Transcript:
+        """The transcript with speakers, when asked for (embeddings ran beside the engine)."""
+        if prepared.speakers is None:
+            return transcript
+        return await prepared.speakers.attach(transcript)
 
     async def stream_segments(
         self, source: AudioSource, options: TranscriptionOptions
@@ -279,6 +310,7 @@ async def open_runtime(
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build the runtime; a client passed in is the caller's to close."""
+    check_backend(settings.speakers)
     owns_client = http_client is None
     client = http_client or build_http_client(settings)
     metrics = metrics or Metrics()
@@ -287,6 +319,7 @@ async def open_runtime(
     metrics.in_flight_audio_seconds.set_function(lambda: admission.in_flight_audio_s)
     upstream = UpstreamPool.from_settings(client, settings)
     upstream.observe_latency = metrics.upstream_seconds.observe
+    speaker_stage = None if settings.speakers.backend == "off" else SpeakerStage(settings.speakers)
     try:
         yield Runtime(
             settings=settings,
@@ -295,7 +328,10 @@ async def open_runtime(
             metrics=metrics,
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),
             admission=admission,
+            speaker_stage=speaker_stage,
         )
     finally:
+        if speaker_stage is not None:
+            speaker_stage.close()
         if owns_client:
             await client.close()

@@ -54,6 +54,8 @@ class SegmentResult:
     start_s: float
     end_s: float
     text: str
+    speaker: str | None = None
+    """Who spoke, when the client asked for speakers (pipeline/speakers.py)."""
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str
     """Build the transcript; segments with empty text are dropped from the timed list."""
     ordered = sorted(results, key=lambda r: r.index)
     kept = tuple(
-        SegmentResult(r.index, r.start_s, r.end_s, clean_text(r.text))
+        SegmentResult(r.index, r.start_s, r.end_s, clean_text(r.text), r.speaker)
         for r in ordered
         if clean_text(r.text)
     )

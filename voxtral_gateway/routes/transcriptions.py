@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -16,10 +17,17 @@ from starlette.background import BackgroundTask
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
-from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
+from voxtral_gateway.pipeline.events import (
+    DONE_MARKER,
+    delta_event,
+    done_event,
+    error_event,
+    format_sse,
+)
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
-from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
+from voxtral_gateway.pipeline.render import MEDIA_TYPES, diarized_segment, render_transcript
+from voxtral_gateway.pipeline.speakers import read_speaker_request
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
 from voxtral_gateway.runtime import PreparedAudio, Runtime, TranscriptionOptions
@@ -133,6 +141,7 @@ async def create_transcription(
         params = ingested.params
         response_format = params.response_format
         options = options_from(params, settings.vad.enabled)
+        options = replace(options, speakers=await read_speaker_request(params, settings))
         prepared = await runtime.prepare(ingested.source, options, ticket.add_batch)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
@@ -188,7 +197,7 @@ async def _collect(
     async for result in runtime.segment_results(prepared, options):
         ticket.segment_done()
         results.append(result)
-    return runtime.finish(prepared, results, options)
+    return await runtime.finish_speakers(prepared, runtime.finish(prepared, results, options))
 
 
 async def _stream_events(
@@ -211,6 +220,11 @@ async def _stream_events(
                 # Deltas concatenate to the done text: all but the first start with a space.
                 prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
                 yield delta_event(result, text=prefix + text, segment_count=prepared.segment_count)
+                if prepared.speakers is not None:
+                    # OpenAI's diarize stream: the finished segment with its speaker.
+                    speaker = await prepared.speakers.label(result.index)
+                    labelled = replace(result, text=text, speaker=speaker)
+                    yield format_sse(diarized_segment(labelled, len(results) - 1))
         yield done_event(runtime.finish(prepared, results, options))
     except ClientDisconnectedError:
         logger.info(
