@@ -171,8 +171,9 @@ class SpeakerSettings(BaseModel):
     """pyannote embedding model name or local path (backend `pyannote` only)."""
     window_s: float = Field(1.5, gt=0.2, le=10.0)
     """Length of the speech windows embedded (seconds)."""
-    hop_s: float = Field(0.75, gt=0.05, le=10.0)
-    """Step between embedded windows (seconds)."""
+    hop_s: float = Field(1.5, gt=0.05, le=10.0)
+    """Step between embedded windows (seconds); below `window_s` windows overlap and the
+    encoder time grows in proportion (0.75 s hops: twice the time)."""
     distance_threshold: float = Field(0.25, gt=0.0, lt=2.0)
     """Cosine distance (0-2) above which two clusters are different speakers, when the client
     gives no bounds that decide the count."""
