@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,19 @@ def test_stream_sends_segments_with_speakers(client, dialogue) -> None:
     labels = _speaker_of_each_turn(segments, turns)
     assert labels[0::2] == [labels[0]] * 3 and labels[1::2] == [labels[1]] * 3
     assert labels[0] != labels[1]
+
+
+def test_cli_prints_each_turn_with_its_speaker(whisper_gateway, dialogue) -> None:
+    path, turns = dialogue
+    cli = str(Path(sys.executable).parent / "voxtral-gateway")
+    result = subprocess.run(
+        [cli, "transcribe", str(path), "--server", whisper_gateway.base_url, "--format", "text"]
+        + ["--speakers"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    speakers = [line.split(": ", 1)[0] for line in result.stdout.splitlines()]
+    assert speakers == ["A", "B"] * 3
+    assert "A: " in result.stderr  # shown live as segments completed
