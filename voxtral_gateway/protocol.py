@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# Speaker names end up in vtt voice tags (`<v name>`) and srt prefixes: no markup, no newlines.
+SpeakerName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^<>&:\x00-\x1f]+$")]
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 
 
@@ -64,7 +66,7 @@ class TranscriptionRequest(BaseModel):
     """`auto` or `server_vad` with overrides; unset means the gateway's VAD defaults."""
     include: list[Literal["logprobs"]] = Field(default_factory=list)
     """Extra response data; `logprobs` is not available from the engine (400)."""
-    known_speaker_names: list[str] = Field(default_factory=list, max_length=26)
+    known_speaker_names: list[SpeakerName] = Field(default_factory=list, max_length=26)
     """Names of known speakers, one per `known_speaker_references[]` clip (turns on speakers)."""
     known_speaker_references: list[str] = Field(default_factory=list, max_length=26)
     """Data URLs of short clips of each known speaker (limits: `VOXTRAL_SPEAKERS__...`)."""

@@ -100,3 +100,14 @@ def test_reference_clips_are_bounded_in_count_and_duration(gateway_factory, spee
         ("known_speaker_references[]", _data_url(speech[:8_000])),
     ]
     assert _error(_post(gateway.base_url, speech, too_short))["param"] == "known_speaker_references"
+
+
+def test_speaker_names_cannot_carry_markup(gateway_factory, speech) -> None:
+    gateway = gateway_factory(upstream_urls=[DOWN_ENGINE])
+    fields = [
+        ("known_speaker_names[]", "<b>x"),
+        ("known_speaker_references[]", _data_url(speech[:24_000])),
+    ]
+    assert _error(_post(gateway.base_url, speech, fields))["param"].startswith(
+        "known_speaker_names"
+    )
