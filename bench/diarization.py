@@ -142,6 +142,22 @@ async def diarize_offline(case: Case, settings: Settings, stage: SpeakerStage) -
     }
 
 
+def encoder_cost(stage: SpeakerStage, audio: np.ndarray, rounds: int = 3) -> float:
+    """Encoder seconds per audio minute on 60 s of speech in 3 s regions, best of `rounds`
+    (the least disturbed by other jobs on a shared machine)."""
+    minute = audio[: 60 * SAMPLE_RATE_HZ]
+    regions = [
+        minute[i : i + 3 * SAMPLE_RATE_HZ] for i in range(0, len(minute), 3 * SAMPLE_RATE_HZ)
+    ]
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for future in [stage.submit(region) for region in regions]:
+            future.result()
+        best = min(best, time.perf_counter() - started)
+    return round(best / (len(minute) / SAMPLE_RATE_HZ / 60), 2)
+
+
 def turns_attributed(turns: tuple[Turn, ...], segments: list[tuple[float, float, str]]) -> str:
     """Turns whose overlapping segments all carry the turn's speaker's label (after mapping
     each true speaker to the label it most often got)."""
@@ -208,6 +224,11 @@ async def main_async(args: argparse.Namespace) -> dict:
     try:
         for case in [] if args.gateway_only else all_cases:
             rows.append(await diarize_offline(case, settings, stage))
+            print(json.dumps(rows[-1]), flush=True)
+        if not args.gateway_only:
+            rows.append(
+                {"encoder_s_per_audio_min_best_of_3": encoder_cost(stage, all_cases[-1].audio)}
+            )
             print(json.dumps(rows[-1]), flush=True)
     finally:
         stage.close()
