@@ -77,6 +77,8 @@ class Ge2eEncoder:
     def embed_windows(self, samples: np.ndarray, window_s: float, hop_s: float) -> np.ndarray:
         if len(samples) == 0:
             return np.zeros((0, 256), dtype=np.float32)
+        # At least one FFT window, so the STFT is defined (librosa warns on shorter input).
+        samples = np.pad(samples, (0, max(0, _MEL_WINDOW_SAMPLES - len(samples))))
         mel = self._mel_frames(_normalise_loudness(samples))
         window = max(1, round(window_s * SAMPLE_RATE_HZ / _MEL_HOP_SAMPLES))
         hop = max(1, round(hop_s * SAMPLE_RATE_HZ / _MEL_HOP_SAMPLES))

@@ -122,7 +122,9 @@ class SpeakerStage:
     def _embed(self, samples: np.ndarray) -> np.ndarray | None:
         """One segment's voice: the normalised mean of its windows' embeddings (None: no audio)."""
         windows = self.encoder().embed_windows(samples, self.settings.window_s, self.settings.hop_s)
-        return normalise(windows.mean(axis=0)) if len(windows) else None
+        mean = windows.mean(axis=0) if len(windows) else None
+        # An all-zero embedding (silence through the ReLU) has no direction to compare.
+        return normalise(mean) if mean is not None and np.any(mean) else None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
