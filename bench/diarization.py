@@ -187,6 +187,7 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
     wav = buffer.getvalue()
     times: dict[str, list[float]] = {"plain": [], "speakers": []}
     body = None
+    timings: list[str] = []
     with httpx.Client(base_url=gateway, timeout=3600) as client:
         for _ in range(repeats):
             for mode, fmt in (("plain", "verbose_json"), ("speakers", "diarized_json")):
@@ -200,6 +201,7 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
                 times[mode].append(time.perf_counter() - started)
                 if mode == "speakers":
                     body = response.json()
+                    timings.append(response.headers.get("server-timing", ""))
     assert body is not None
     segments = [(s["start"], s["end"], s["speaker"]) for s in body["segments"]]
     plain, speakers = min(times["plain"]), min(times["speakers"])
@@ -208,6 +210,7 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
         "plain_s": [round(t, 1) for t in times["plain"]],
         "speakers_s": [round(t, 1) for t in times["speakers"]],
         "added_pct_best": round(100 * (speakers / plain - 1), 1),
+        "server_timing_speakers": timings,
         "der_collar_0.25": round(der(case.turns, segments, COLLAR_S), 4),
         **der_parts(case.turns, segments),
         "turns_attributed": turns_attributed(case.turns, segments),

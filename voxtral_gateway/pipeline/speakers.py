@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -139,6 +140,9 @@ class SpeakerTrack:
         self._references = {name: stage.submit(samples) for name, samples in request.references}
         self._embeddings: dict[int, Future[np.ndarray | None]] = {}
         self._online: OnlineSpeakers | None = None
+        self.wait_s = 0.0
+        """Time spent waiting for embeddings after the engine had finished (what speakers
+        added to the request, seconds)."""
 
     def add_batch(self, batch: Batch) -> None:
         for segment in batch.segments:
@@ -172,12 +176,14 @@ class SpeakerTrack:
 
     async def attach(self, transcript: Transcript) -> Transcript:
         """The transcript with a speaker on every segment, clustered over the whole file."""
+        started = time.perf_counter()
         indices, rows = [], []
         for segment in transcript.segments:
             embedding = await self._embedding(segment.index)
             if embedding is not None:
                 indices.append(segment.index)
                 rows.append(embedding)
+        self.wait_s = time.perf_counter() - started
         if not rows:
             return transcript
         settings = self._stage.settings

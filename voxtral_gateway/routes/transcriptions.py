@@ -103,7 +103,8 @@ async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 def server_timing(phases: dict[str, float]) -> str:
     """W3C Server-Timing: where the request's time went, in ms (read = upload received and
     parsed; engine = the wait for the segments' calls after VAD, fan-out included; a head-start
-    call began before VAD, which then ran beside it)."""
+    call began before VAD, which then ran beside it; speakers = the part of `engine` spent
+    waiting for speaker embeddings after the last call)."""
     return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
 
 
@@ -159,6 +160,8 @@ async def create_transcription(
             request, _collect(runtime, prepared, options, ticket)
         )
         timing["engine"] = time.perf_counter() - engine_started
+        if prepared.speakers is not None:
+            timing["speakers"] = prepared.speakers.wait_s  # part of `engine`: the wait after it
         # A long file's later chunks were decoded while `engine` ran: count them too.
         timing.update(decode=prepared.decode_s, vad=prepared.vad_s)
         body = render_transcript(transcript, params.response_format)
