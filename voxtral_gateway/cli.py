@@ -46,6 +46,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         fields = {"model": args.model, "timestamp_granularities": "segment"}
     if args.language:
         fields["language"] = args.language
+    if args.speakers:
+        fields["diarize" if is_mistral else "speakers"] = "true"
     files = None
     if _is_remote(args.source):
         fields["file_url"] = args.source
@@ -58,8 +60,13 @@ def _transcribe(args: argparse.Namespace) -> int:
     timeout = httpx.Timeout(args.timeout, connect=10.0)
     # Streaming gives a live progress bar; the subtitle formats need the whole answer at once.
     if args.format in ("json", "text") and not args.no_progress and not is_mistral:
-        text = _stream_with_progress(url, fields, files, headers, timeout)
-        output = json.dumps({"text": text}) if args.format == "json" else text + "\n"
+        text, segments = _stream_with_progress(url, fields, files, headers, timeout)
+        if args.format == "json":
+            output = json.dumps({"text": text, **({"segments": segments} if segments else {})})
+        elif segments:
+            output = "".join(f"{s['speaker']}: {s['text']}\n" for s in segments)
+        else:
+            output = text + "\n"
     else:
         response = httpx.post(url, data=fields, files=files, headers=headers, timeout=timeout)
         if response.status_code != 200:
@@ -75,9 +82,11 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stream_with_progress(url, fields, files, headers, timeout) -> str:  # noqa: ANN001
+def _stream_with_progress(url, fields, files, headers, timeout) -> tuple[str, list[dict]]:  # noqa: ANN001
+    """The done text and, with speakers, each segment (printed to stderr as it completes)."""
     fields = {**fields, "stream": "true"}
     done_text = ""
+    segments: list[dict] = []
     with (
         httpx.stream(
             "POST", url, data=fields, files=files, headers=headers, timeout=timeout
@@ -97,11 +106,14 @@ def _stream_with_progress(url, fields, files, headers, timeout) -> str:  # noqa:
                 bar.n = segment.get("index", bar.n) + 1
                 bar.set_postfix(audio_s=segment.get("end"))
                 bar.refresh()
+            elif event["type"] == "transcript.text.segment":
+                segments.append({k: event[k] for k in ("speaker", "start", "end", "text")})
+                bar.write(f"{event['speaker']}: {event['text']}", file=sys.stderr)
             elif event["type"] == "transcript.text.done":
                 done_text = event["text"]
             elif event["type"] == "error":
                 raise SystemExit(f"error: {event['error']['message']}")
-    return done_text
+    return done_text, segments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("source", help="audio file path or https URL")
     client.add_argument("--server", default="http://127.0.0.1:8001")
     client.add_argument(
-        "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]
+        "--format",
+        default="text",
+        choices=["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
     )
     client.add_argument("--model", default="voxtral")
     client.add_argument(
@@ -130,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--output", "-o", help="write here instead of stdout")
     client.add_argument("--timeout", type=float, default=3600.0, help="seconds")
     client.add_argument("--no-progress", action="store_true")
+    client.add_argument(
+        "--speakers",
+        action="store_true",
+        help="label who spoke (server needs the [speakers] extra); shown as segments complete",
+    )
     client.set_defaults(handler=_transcribe)
     return parser
 

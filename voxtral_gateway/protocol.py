@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+# Speaker names end up in vtt voice tags (`<v name>`) and srt prefixes: no markup, no newlines.
+SpeakerName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^<>&:\x00-\x1f]+$")]
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 
 
 class ErrorInfo(BaseModel):
@@ -64,12 +66,16 @@ class TranscriptionRequest(BaseModel):
     """`auto` or `server_vad` with overrides; unset means the gateway's VAD defaults."""
     include: list[Literal["logprobs"]] = Field(default_factory=list)
     """Extra response data; `logprobs` is not available from the engine (400)."""
+    known_speaker_names: list[SpeakerName] = Field(default_factory=list, max_length=26)
+    """Names of known speakers, one per `known_speaker_references[]` clip (turns on speakers)."""
+    known_speaker_references: list[str] = Field(default_factory=list, max_length=26)
+    """Data URLs of short clips of each known speaker (limits: `VOXTRAL_SPEAKERS__...`)."""
     language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z]{2,4})?$")
     """ISO-639-1 (or -3) code of the spoken language."""
     prompt: str | None = Field(None, max_length=4_000)
     """Text to guide the model's style or vocabulary (forwarded to the engine)."""
     response_format: ResponseFormat = "json"
-    """json, text, srt, vtt or verbose_json."""
+    """json, text, srt, vtt, verbose_json or diarized_json (segments with speakers)."""
     stream: bool = False
     """Send `transcript.text.delta` events as segments finish, then `transcript.text.done`."""
     temperature: float | None = Field(None, ge=0.0, le=1.0)
@@ -82,6 +88,13 @@ class TranscriptionRequest(BaseModel):
     """Gateway extension: https URL, data URL or bare base64 of the audio instead of `file`."""
     audio: str | None = Field(None, max_length=200 * 1024 * 1024)
     """Gateway extension (JSON bodies): base64 or data URL of the audio."""
+    speakers: bool | None = None
+    """Gateway extension: label segments by speaker in any format (verbose_json, srt, vtt,
+    stream events); diarized_json and known speakers turn it on by themselves."""
+    min_speakers: int | None = Field(None, ge=1, le=26)
+    """Gateway extension: fewest speakers to tell apart (turns on speakers)."""
+    max_speakers: int | None = Field(None, ge=1, le=26)
+    """Gateway extension: most speakers to tell apart (turns on speakers)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -105,7 +118,12 @@ class TranscriptionRequest(BaseModel):
             # Unparseable JSON stays a string, and validation then names the parameter.
             with contextlib.suppress(ValueError):
                 folded["chunking_strategy"] = json.loads(raw)
-        for key in ("timestamp_granularities", "include"):
+        for key in (
+            "timestamp_granularities",
+            "include",
+            "known_speaker_names",
+            "known_speaker_references",
+        ):
             if isinstance(folded.get(key), str):
                 folded[key] = [folded[key]]
         return folded
@@ -126,11 +144,30 @@ class TranscriptionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _stream_formats(self) -> TranscriptionRequest:
-        if self.stream and self.response_format not in ("json", "text"):
-            raise ValueError("stream=true supports response_format 'json' or 'text' only")
+        if self.stream and self.response_format not in ("json", "text", "diarized_json"):
+            raise ValueError(
+                "stream=true supports response_format 'json', 'text' or 'diarized_json' only"
+            )
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers must not exceed max_speakers")
+        if self.speakers is False and self._implies_speakers():
+            raise ValueError("speakers=false contradicts diarized_json or known speakers")
         if self.file_url and self.audio:
             raise ValueError("send either 'file_url' or 'audio', not both")
         return self
+
+    def wants_speakers(self) -> bool:
+        """Whether the speaker stage runs for this request."""
+        return self.speakers is True or self._implies_speakers()
+
+    def _implies_speakers(self) -> bool:
+        return bool(
+            self.response_format == "diarized_json"
+            or self.known_speaker_names
+            or self.known_speaker_references
+            or self.min_speakers
+            or self.max_speakers
+        )
 
     def vad_overrides(self) -> dict[str, float | int]:
         if isinstance(self.chunking_strategy, ServerVadChunking):

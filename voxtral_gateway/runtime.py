@@ -16,6 +16,8 @@ import aiohttp
 
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
+from voxtral_gateway.pipeline.speaker_encoder import check_backend
+from voxtral_gateway.pipeline.speakers import SpeakerStage
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
 from voxtral_gateway.readiness import Readiness
 from voxtral_gateway.service import TranscriptionService
@@ -36,6 +38,8 @@ class Runtime:
     segment_slots: asyncio.Semaphore
     admission: Admission
     readiness: Readiness
+    speaker_stage: SpeakerStage | None = None
+    """The speaker encoder's workers (pipeline/speakers.py); None with backend `off`."""
     service: TranscriptionService = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +68,7 @@ async def open_runtime(
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build the runtime; a client passed in is the caller's to close."""
+    check_backend(settings.speakers)
     owns_client = http_client is None
     client = http_client or build_http_client(settings)
     metrics = metrics or Metrics()
@@ -72,6 +77,7 @@ async def open_runtime(
     metrics.in_flight_audio_seconds.set_function(lambda: admission.in_flight_audio_s)
     upstream = UpstreamPool.from_settings(client, settings)
     upstream.observe_latency = metrics.upstream_seconds.observe
+    speaker_stage = None if settings.speakers.backend == "off" else SpeakerStage(settings.speakers)
     try:
         yield Runtime(
             settings=settings,
@@ -81,7 +87,10 @@ async def open_runtime(
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),
             admission=admission,
             readiness=Readiness(upstream),
+            speaker_stage=speaker_stage,
         )
     finally:
+        if speaker_stage is not None:
+            speaker_stage.close()
         if owns_client:
             await client.close()

@@ -33,7 +33,10 @@ from voxtral_gateway.pipeline.records import (
     SegmentResult,
     Transcript,
 )
+from voxtral_gateway.pipeline.render import diarized_segment
 from voxtral_gateway.pipeline.segment import vad_params
+from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
+from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerTrack
 from voxtral_gateway.pipeline.stitch import clean_text, stitch
 from voxtral_gateway.pipeline.stream import (
     ChunkSegments,
@@ -66,6 +69,8 @@ class TranscriptionOptions:
     vad_overrides: dict[str, float | int] | None = None
     count_tokens: bool = False
     """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
+    speakers: SpeakerRequest | None = None
+    """Label segments by speaker (pipeline/speakers.py); None: no speaker stage."""
 
 
 class PreparedAudio:
@@ -82,8 +87,11 @@ class PreparedAudio:
         first: ChunkSegments,
         on_chunk: list[Callable[[ChunkSegments], None]],
         speculative_answer: asyncio.Task[EngineAnswer] | None = None,
+        speakers: SpeakerTrack | None = None,
     ) -> None:
         self._chunks = chunks
+        self.speakers = speakers
+        """The request's speaker track, fed each chunk; None when speakers weren't asked for."""
         self.speculative_answer = speculative_answer
         """The engine's answer for the whole clip, asked before VAD ran and kept because VAD
         found it to be the one segment (the head start, head_start.py)."""
@@ -119,6 +127,8 @@ class PreparedAudio:
         """The request is over: a head-start call nobody awaited stops."""
         if self.speculative_answer is not None and not self.speculative_answer.done():
             cancel_unawaited(self.speculative_answer)
+        if self.speakers is not None:
+            self.speakers.close()
 
 
 class TranscriptionService:
@@ -181,11 +191,18 @@ class TranscriptionService:
         An `Audio` (already decoded, as the realtime socket has it) skips the decoder."""
         runtime = self._runtime
         whole_clip: SpeculativeWholeClip | None = None
+        track = self._speaker_track(options)
         if options.use_vad:
-            whole_clip = self._speculative_whole_clip(options)
+            # With speakers, one region per engine call: a turn change never splits a call's
+            # text; the whole-clip head start would bypass that, so it stays off.
+            params = replace(
+                vad_params(self.settings.vad, options.vad_overrides),
+                one_region_per_segment=track is not None,
+            )
+            whole_clip = None if track else self._speculative_whole_clip(options)
             segmenter: Segmenter = VadSegmenter(
                 runtime.detector,
-                vad_params(self.settings.vad, options.vad_overrides),
+                params,
                 warmup_s=self.settings.vad.stream_warmup_s,
                 on_whole_file=whole_clip.offer if whole_clip else None,
             )
@@ -203,15 +220,27 @@ class TranscriptionService:
         except BaseException:
             if whole_clip is not None:
                 whole_clip.close()
+            if track is not None:
+                track.close()
             raise
         early = None
         if whole_clip is not None and whole_clip.started:
             early = whole_clip.settle(first.segments)
             runtime.metrics.head_starts.labels("used" if early else "cancelled").inc()
         callbacks = [lambda chunk: self._observe(chunk, options)]
+        if track is not None:
+            callbacks.append(track.add_chunk)
         if on_chunk is not None:
             callbacks.append(on_chunk)
-        return PreparedAudio(chunks, first, callbacks, early)
+        return PreparedAudio(chunks, first, callbacks, early, track)
+
+    def _speaker_track(self, options: TranscriptionOptions) -> SpeakerTrack | None:
+        if options.speakers is None:
+            return None
+        stage = self._runtime.speaker_stage
+        if stage is None:
+            raise SpeakersUnavailableError
+        return stage.track(options.speakers)
 
     def _speculative_whole_clip(self, options: TranscriptionOptions) -> SpeculativeWholeClip | None:
         settings = self.settings.head_start
@@ -280,7 +309,13 @@ class TranscriptionService:
             if on_result is not None:
                 on_result(result)
             results.append(result)
-        return self.finish(prepared, results, options)
+        return await self.attach_speakers(prepared, self.finish(prepared, results, options))
+
+    async def attach_speakers(self, prepared: PreparedAudio, transcript: Transcript) -> Transcript:
+        """The transcript with speakers, when asked for (embeddings ran beside the engine)."""
+        if prepared.speakers is None:
+            return transcript
+        return await prepared.speakers.attach(transcript)
 
     async def transcribe(
         self, source: AudioSource | Audio, options: TranscriptionOptions
@@ -301,6 +336,8 @@ class TranscriptionService:
     ) -> AsyncIterator[dict[str, Any]]:
         """OpenAI's stream events as dicts: one `transcript.text.delta` per segment with text,
         in file order (deltas concatenate to the done text), then `transcript.text.done`.
+        With speakers, each delta is followed by OpenAI's `transcript.text.segment` (the
+        segment with its speaker, labelled online as it completes).
         `results` is `segment_results(prepared, options)`, or a door's wrapper around it."""
         if results is None:
             results = self.segment_results(prepared, options)
@@ -316,7 +353,16 @@ class TranscriptionService:
             prefix = " " if has_text else ""
             yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
             has_text = True
+            if prepared.speakers is not None:
+                labelled = await self.label_speaker(prepared, replace(result, text=text))
+                yield diarized_segment(labelled, len(collected) - 1)
         yield done_payload(self.finish(prepared, collected, options))
+
+    async def label_speaker(self, prepared: PreparedAudio, result: SegmentResult) -> SegmentResult:
+        """Streaming: `result` with its speaker, final as soon as it is given."""
+        if prepared.speakers is None:
+            return result
+        return replace(result, speaker=await prepared.speakers.label(result.index))
 
     async def transcribe_utterance(self, samples: np.ndarray, options: TranscriptionOptions) -> str:
         """Text of one spoken utterance (realtime): one engine call when it fits one segment,

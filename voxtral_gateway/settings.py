@@ -164,6 +164,38 @@ class RateLimitSettings(BaseModel):
     """Clients whose buckets are kept; past it, clients with full buckets are forgotten."""
 
 
+class SpeakerSettings(BaseModel):
+    """Speaker diarization (pipeline/speakers.py): encoder, clustering and reference limits."""
+
+    backend: Literal["resemblyzer", "pyannote", "off"] = "resemblyzer"
+    """Speaker encoder: `resemblyzer` (GE2E weights in the `[speakers]` extra), `pyannote`
+    (needs pyannote.audio and its Hugging Face weights) or `off` (requests for speakers: 400)."""
+    pyannote_model: str = "pyannote/wespeaker-voxceleb-resnet34-LM"
+    """pyannote embedding model name or local path (backend `pyannote` only)."""
+    window_s: float = Field(1.5, gt=0.2, le=10.0)
+    """Length of the speech windows embedded (seconds)."""
+    hop_s: float = Field(1.5, gt=0.05, le=10.0)
+    """Step between embedded windows (seconds); below `window_s` windows overlap and the
+    encoder time grows in proportion (0.75 s hops: twice the time)."""
+    distance_threshold: float = Field(0.25, gt=0.0, lt=2.0)
+    """Cosine distance (0-2) above which two clusters are different speakers, when the client
+    gives no bounds that decide the count."""
+    max_speakers: int = Field(8, ge=1, le=26)
+    """Most speakers told apart in one request (labels `A`...)."""
+    reference_min_similarity: float = Field(0.6, ge=-1.0, le=1.0)
+    """Cosine similarity a cluster needs to a known speaker's reference to take its name."""
+    max_references: int = Field(4, ge=1, le=26)
+    """Most `known_speaker_references[]` per request."""
+    max_reference_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    """Largest reference clip (bytes, decoded)."""
+    reference_min_s: float = Field(1.0, ge=0.0)
+    """Shortest reference clip (seconds)."""
+    reference_max_s: float = Field(10.0, gt=0.0)
+    """Longest reference clip (seconds)."""
+    threads: int = Field(1, ge=1)
+    """Worker threads embedding speech beside the engine calls (shared by all requests)."""
+
+
 class Settings(BaseSettings):
     """Gateway configuration. Defaults suit the embedded CPU profile on loopback."""
 
@@ -226,5 +258,6 @@ class Settings(BaseSettings):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
     log_level: str = "INFO"
     """Python logging level name."""

@@ -70,6 +70,8 @@ class SegmentResult:
     text: str
     usage: TokenUsage | None = None
     """The engine's token counts for this segment's call; None when they were not asked for."""
+    speaker: str | None = None
+    """Who spoke, when the client asked for speakers (pipeline/speakers.py)."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ class VadParams:
     """Padding (milliseconds) added on each side of a segment, never into a neighbour."""
     max_segment_s: float = 30.0
     """Longest segment (seconds), padding included."""
+    one_region_per_segment: bool = False
+    """Never group speech regions: each segment is one region, so (with speakers asked for)
+    no engine call spans a turn change, which always falls in a pause."""
 
     @property
     def neg_threshold(self) -> float:
@@ -179,11 +182,15 @@ def group_spans(
     max_segment_s: float,
     speech_pad_s: float,
     probabilities: np.ndarray | None = None,
+    one_region: bool = False,
 ) -> list[Span]:
     """`merge_spans` before padding: each group starts at its first piece, and every piece
-    that could join it lies within `speech_room_s` of that start."""
+    that could join it lies within `speech_room_s` of that start (`one_region`: each piece
+    is its own group)."""
     limit_s = speech_room_s(max_segment_s, speech_pad_s)
     pieces = [piece for span in spans for piece in _split_long_span(span, limit_s, probabilities)]
+    if one_region:
+        return pieces
     groups: list[Span] = []
     first = 0
     while first < len(pieces):

@@ -181,6 +181,7 @@ class VadSegmenter:
                 max_segment_s=params.max_segment_s,
                 speech_pad_s=self._pad_s,
                 probabilities=self._probabilities,
+                one_region=params.one_region_per_segment,
             )
         ]
         analysed_s = self._analysed * FRAME_S

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -18,6 +19,7 @@ from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
+from voxtral_gateway.pipeline.speakers import read_speaker_request
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
@@ -99,6 +101,7 @@ async def create_transcription(
         )
         read_s = time.perf_counter() - started
         options = service.options_for(params)
+        options = replace(options, speakers=await read_speaker_request(params, settings))
         prepared = await service.prepare(source, options, ticket.add_chunk)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
@@ -116,6 +119,8 @@ async def create_transcription(
             request, service.collect(prepared, options, on_result=lambda _: ticket.segment_done())
         )
         timing["engine"] = time.perf_counter() - engine_started
+        if prepared.speakers is not None:
+            timing["speakers"] = prepared.speakers.wait_s  # part of `engine`: the wait after it
         # A long file's later chunks were decoded while `engine` ran: count them too.
         timing.update(decode=prepared.decode_s, vad=prepared.vad_s)
         body = render_transcript(transcript, params.response_format)
