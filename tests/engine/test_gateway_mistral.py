@@ -158,7 +158,10 @@ def test_context_bias_reaches_whisper_as_its_prompt(
 @pytest.mark.parametrize(
     ("arguments", "param"),
     [
-        ({"diarize": True}, "diarize"),
+        (
+            {"diarize": True, "speaker_references": {"ann": "https://a.test/a.wav"}},
+            "speaker_references",
+        ),
         ({"file_id": "file-123"}, "file_id"),
         ({"timestamp_granularities": ["word"]}, "timestamp_granularities"),
         ({"context_bias": ["two words"]}, "context_bias"),

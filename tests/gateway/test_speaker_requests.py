@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import httpx
 import numpy as np
@@ -111,3 +112,37 @@ def test_speaker_names_cannot_carry_markup(gateway_factory, speech) -> None:
     assert _error(_post(gateway.base_url, speech, fields))["param"].startswith(
         "known_speaker_names"
     )
+
+
+def _post_mistral(gateway: str, audio: np.ndarray, fields: dict[str, str]) -> httpx.Response:
+    return httpx.post(
+        f"{gateway}/mistral/v1/audio/transcriptions",
+        files={"file": ("a.wav", _wav(audio), "audio/wav")},
+        data={"model": "m", **fields},
+        timeout=60,
+    )
+
+
+def test_mistral_diarize_refusals_name_mistrals_parameters(gateway_factory, speech) -> None:
+    """Mistral's `diarize` / `speaker_references` get the same checks as OpenAI's fields."""
+    off = gateway_factory(upstream_urls=[DOWN_ENGINE], speakers={"backend": "off"})
+    unavailable = _post_mistral(off.base_url, speech, {"diarize": "true"})
+    assert unavailable.status_code == 400, unavailable.text
+    assert (unavailable.json()["param"], unavailable.json()["code"]) == (
+        "diarize",
+        "speakers_unavailable",
+    )
+    gateway = gateway_factory(upstream_urls=[DOWN_ENGINE], speakers={"max_references": 1})
+    clip = _data_url(speech[:24_000])
+    for references in (
+        {"ann": "https://x.test/a.wav"},  # never fetched: data URLs only
+        {"ann": clip, "bob": clip},  # past max_references
+        {"<b>": clip},  # names end up in labels: no markup
+    ):
+        response = _post_mistral(
+            gateway.base_url,
+            speech,
+            {"diarize": "true", "speaker_references": json.dumps(references)},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["param"].startswith("speaker_references")

@@ -4,7 +4,8 @@ https://docs.mistral.ai/api/#tag/audio.transcriptions
 SDK models read: `AudioTranscriptionRequest(Stream)`, `TranscriptionResponse`,
 `TranscriptionStreamEvents`, `UsageInfo`. The SDK posts multipart: lists as repeated plain keys
 (`context_bias=a`, `context_bias=b`), booleans as `true` / `false` (`diarize=false` always),
-`speaker_references` as a JSON part. Errors: docs.mistral.ai/resources/error-glossary.
+`speaker_references` as a JSON part (`{name: reference audio}`;
+here a data URL per name). Errors: docs.mistral.ai/resources/error-glossary.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from pydantic import (
     model_validator,
 )
 
+from voxtral_gateway.protocol import SpeakerName
+
 MISTRAL_PREFIX = "/mistral"
 """Mistral's routes live under this path: the `mistralai` SDK's `server_url` ends with it."""
 
 WORD_TIMESTAMPS_AVAILABLE = False
 """Switch on when the word aligner (issue #15) is merged: `word` granularity then passes."""
-DIARIZATION_AVAILABLE = False
-"""Switch on when the speaker stage (issue #16) is merged: `diarize=true` then passes."""
 
 MAX_CONTEXT_BIAS_TERMS = 100
 
@@ -50,11 +51,12 @@ class MistralTranscriptionRequest(BaseModel):
     stream: bool = False
     """Server-sent `transcription.*` events instead of one JSON body."""
     diarize: bool = False
-    """Speaker labels on segments; needs the speaker stage (400 until it exists)."""
+    """Speaker labels (`segments[].speaker_id`) from the speaker stage (pipeline/speakers.py);
+    turns segments on."""
     context_bias: list[str] = Field(default_factory=list, max_length=MAX_CONTEXT_BIAS_TERMS)
     """Words to favour; Mistral's rule: no spaces or commas, `_` joins a phrase."""
-    speaker_references: dict[str, str] | None = None
-    """Known speakers' reference audio; only with `diarize=true`."""
+    speaker_references: dict[SpeakerName, str] | None = None
+    """Known speakers' reference clips (name -> data URL); only with `diarize=true`."""
     timestamp_granularities: list[Literal["segment", "word"]] = Field(default_factory=list)
     """`segment` adds timed segments; `word` needs the aligner (400 until it exists)."""
 
@@ -90,13 +92,6 @@ class MistralTranscriptionRequest(BaseModel):
             raise ValueError("word timestamps are not available; use 'segment'")
         return value
 
-    @field_validator("diarize")
-    @classmethod
-    def _diarize_needs_speaker_stage(cls, value: bool) -> bool:
-        if value and not DIARIZATION_AVAILABLE:
-            raise ValueError("speaker diarization is not available on this server")
-        return value
-
     @field_validator("speaker_references")
     @classmethod
     def _references_need_diarize(
@@ -115,7 +110,8 @@ class MistralTranscriptionRequest(BaseModel):
 
     @property
     def wants_segments(self) -> bool:
-        return bool(self.timestamp_granularities)
+        """Timed segments in the answer: asked for, or needed to carry the speakers."""
+        return bool(self.timestamp_granularities) or self.diarize
 
     def context_prompt(self) -> str | None:
         """The terms as a Whisper-style prompt (`_` back to spaces), or None without terms."""

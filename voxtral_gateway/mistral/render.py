@@ -46,13 +46,17 @@ def usage_body(transcript: Transcript) -> dict[str, Any]:
 
 
 def segment_body(result: SegmentResult) -> dict[str, Any]:
-    """A `TranscriptionSegmentChunk`; `score` and `speaker_id` are left out until known."""
-    return {
+    """A `TranscriptionSegmentChunk`; `speaker_id` only with `diarize=true`, `score` never
+    (the engine gives none)."""
+    body = {
         "type": "transcription_segment",
         "text": result.text,
         "start": round(result.start_s, 3),
         "end": round(result.end_s, 3),
     }
+    if result.speaker is not None:
+        body["speaker_id"] = result.speaker
+    return body
 
 
 def render_response(

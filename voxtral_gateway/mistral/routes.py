@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,12 @@ from voxtral_gateway.mistral.protocol import (
 )
 from voxtral_gateway.pipeline.ingest import read_fields
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
+from voxtral_gateway.pipeline.speakers import (
+    SpeakerRequest,
+    SpeakerStage,
+    read_named_references,
+)
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
@@ -102,6 +109,18 @@ def options_from(params: MistralTranscriptionRequest, settings: Settings) -> Tra
     )
 
 
+async def speakers_from(
+    params: MistralTranscriptionRequest, settings: Settings, stage: SpeakerStage | None
+) -> SpeakerRequest | None:
+    """`diarize=true` -> the speaker stage; `speaker_references` name its clusters."""
+    if not params.diarize:
+        return None
+    if stage is None or not stage.is_available:
+        raise SpeakersUnavailableError(param="diarize")
+    references = params.speaker_references or {}
+    return await read_named_references(references, settings, param="speaker_references")
+
+
 def _error_response(exc: GatewayError) -> JSONResponse:
     body = mistral_error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
     return JSONResponse(body, exc.status_code, headers=exc.headers)
@@ -127,6 +146,9 @@ async def create_mistral_transcription(
         )
         read_s = time.perf_counter() - started
         options = options_from(params, settings)
+        options = replace(
+            options, speakers=await speakers_from(params, settings, runtime.speaker_stage)
+        )
         prepared = await service.prepare(source, options, ticket.add_chunk)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         reply = _Reply(params, params.language or settings.default_language, settings)
@@ -205,17 +227,18 @@ async def _stream_events(
             request, service.segment_results(prepared, options)
         ):
             ticket.segment_done()
-            results.append(result)
             text = clean_text(result.text)
+            if text:
+                # Labelled as it completes; the done event's segments keep these labels.
+                result = await service.label_speaker(prepared, result)
+            results.append(result)
             if not text:
                 continue
             # Deltas concatenate to the done text: all but the first start with a space.
             prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
             yield render.text_delta_event(prefix + text)
             if reply.params.wants_segments:
-                yield render.segment_event(
-                    SegmentResult(result.index, result.start_s, result.end_s, text)
-                )
+                yield render.segment_event(replace(result, text=text, usage=None))
         yield render.done_event(reply.body(service.finish(prepared, results, options)))
         status = 200
     except ClientDisconnectedError:

@@ -31,10 +31,10 @@ _TARGET_DBFS = -30.0  # Resemblyzer normalises every utterance to this loudness
 class SpeakersUnavailableError(InvalidRequestError):
     """A request asked for speakers, but the server has no speaker encoder."""
 
-    def __init__(self) -> None:
+    def __init__(self, param: str = "response_format") -> None:
         super().__init__(
             f"Speaker diarization is not available on this server; {ENABLE_HINT}.",
-            param="response_format",
+            param=param,
             code="speakers_unavailable",
         )
 

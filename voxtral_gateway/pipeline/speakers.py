@@ -53,10 +53,16 @@ class SpeakerRequest:
 
 
 def decode_references(
-    names: list[str], clips: list[str], settings: SpeakerSettings, limits: LimitSettings
+    names: list[str],
+    clips: list[str],
+    settings: SpeakerSettings,
+    limits: LimitSettings,
+    *,
+    param: str = _REFERENCES,
 ) -> tuple[tuple[str, np.ndarray], ...]:
-    """Decode `known_speaker_references[]` data URLs (never a file or remote URL); every bad
-    count, size or duration is a 4xx naming the parameter. Runs the decoder: call off the loop."""
+    """Decode reference clips given as data URLs (never a file or remote URL); every bad
+    count, size or duration is a 4xx naming `param` (OpenAI's `known_speaker_references`,
+    Mistral's `speaker_references`). Runs the decoder: call off the loop."""
     if len(names) != len(clips):
         raise InvalidRequestError(
             "known_speaker_names[] and known_speaker_references[] must have the same length.",
@@ -64,7 +70,7 @@ def decode_references(
         )
     if len(clips) > settings.max_references:
         raise InvalidRequestError(
-            f"At most {settings.max_references} known speakers per request.", param=_REFERENCES
+            f"At most {settings.max_references} known speakers per request.", param=param
         )
     if len(set(names)) != len(names):
         raise InvalidRequestError(
@@ -82,14 +88,14 @@ def decode_references(
         if not clip.strip().lower().startswith("data:"):
             raise InvalidRequestError(
                 "Each known speaker reference must be a data URL (data:audio/...;base64,...).",
-                param=_REFERENCES,
+                param=param,
             )
-        encoded = decode_inline_audio(clip, clip_limits, param=_REFERENCES)
+        encoded = decode_inline_audio(clip, clip_limits, param=param)
         samples = np.concatenate(list(decode_blocks(encoded, clip_limits)))
         if len(samples) < settings.reference_min_s * SAMPLE_RATE_HZ:
             raise InvalidRequestError(
                 f"Each known speaker reference must be at least {settings.reference_min_s:g} s.",
-                param=_REFERENCES,
+                param=param,
             )
         decoded.append((name, samples))
     return tuple(decoded)
@@ -224,3 +230,18 @@ async def read_speaker_request(
         settings.limits,
     )
     return SpeakerRequest(SpeakerBounds(params.min_speakers, params.max_speakers), references)
+
+
+async def read_named_references(
+    references: dict[str, str], settings: Settings, *, param: str
+) -> SpeakerRequest:
+    """Speaker options from a name -> data URL mapping (Mistral's `speaker_references`)."""
+    decoded = await asyncio.to_thread(
+        decode_references,
+        list(references),
+        list(references.values()),
+        settings.speakers,
+        settings.limits,
+        param=param,
+    )
+    return SpeakerRequest(SpeakerBounds(), decoded)

@@ -1,0 +1,90 @@
+"""Mistral's `diarize=true` through the real `mistralai` SDK: Whisper tiny.en on vLLM plus the
+real GE2E encoder, on espeak-ng voices taking turns (bench/dialogue.py). Synthetic voices are
+easier to tell apart than people: this proves the wiring and the attribution, not real-world
+accuracy (bench/results/cpu-speakers/ has the DER figures)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from mistralai.client import Mistral
+
+from bench.accuracy import wer
+from bench.dialogue import VOICES, Turn, compose_dialogue, synthesize_voice
+
+pytestmark = pytest.mark.engine
+
+FOUR_TURNS = [
+    ("alice", "Good morning, how was the trip?"),
+    ("bob", "It was long, but the train was on time."),
+    ("alice", "Did you bring the report?"),
+    ("bob", "Yes, it is in my bag."),
+]
+MAX_WER = 0.2  # espeak-ng turns through Whisper tiny.en measure ~0.0-0.1
+
+
+def _wav(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, 16_000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Turn, ...]]:
+    audio, turns = compose_dialogue(FOUR_TURNS, seed=3)
+    path = tmp_path_factory.mktemp("mistral_speakers") / "dialogue.wav"
+    path.write_bytes(_wav(audio))
+    return path, turns
+
+
+def _speaker_of_each_turn(segments, turns: tuple[Turn, ...]) -> list[str]:
+    """The one `speaker_id` on the segments overlapping each turn (fails if a turn got two)."""
+    found = []
+    for turn in turns:
+        ids = {
+            s.speaker_id for s in segments if min(s.end, turn.end_s) > max(s.start, turn.start_s)
+        }
+        assert len(ids) == 1, (turn, ids)
+        found.append(ids.pop())
+    return found
+
+
+def test_diarize_with_speaker_references_names_every_turn(whisper_gateway, dialogue) -> None:
+    path, turns = dialogue
+    references = {
+        who: "data:audio/wav;base64,"
+        + base64.b64encode(
+            _wav(synthesize_voice("Please send me the notes when you have a moment.", VOICES[who]))
+        ).decode()
+        for who in ("bob", "alice")
+    }
+    client = Mistral(api_key="x", server_url=f"{whisper_gateway.base_url}/mistral")
+    response = client.audio.transcriptions.complete(
+        model="voxtral-mini-latest",
+        file={"file_name": path.name, "content": path.read_bytes()},
+        diarize=True,
+        speaker_references=references,
+    )
+    assert _speaker_of_each_turn(response.segments, turns) == [t.speaker for t in turns]
+    assert wer(" ".join(t.text for t in turns), response.text) <= MAX_WER, response.text
+
+
+def test_diarize_stream_segments_carry_speaker_ids(whisper_gateway, dialogue) -> None:
+    path, turns = dialogue
+    client = Mistral(api_key="x", server_url=f"{whisper_gateway.base_url}/mistral")
+    events = list(
+        client.audio.transcriptions.stream(
+            model="m", file={"file_name": path.name, "content": path.read_bytes()}, diarize=True
+        )
+    )
+    segments = [e.data for e in events if e.event == "transcription.segment"]
+    labels = _speaker_of_each_turn(segments, turns)
+    assert labels == ["A", "B", "A", "B"]
+    done = events[-1]
+    assert done.event == "transcription.done"
+    assert [s.speaker_id for s in done.data.segments] == [s.speaker_id for s in segments]
