@@ -75,7 +75,7 @@ class TranscriptionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     """Sampling temperature, 0–1."""
     timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
-    """`segment` timestamps come with verbose_json; `word` is not available (400)."""
+    """`segment` and/or `word` timestamps in verbose_json (`word` needs the `align` extra)."""
     vad_filter: bool | None = None
     """Gateway extension: false sends fixed windows without running VAD; unset uses settings."""
     file_url: str | None = Field(None, max_length=200 * 1024 * 1024)
@@ -110,13 +110,6 @@ class TranscriptionRequest(BaseModel):
                 folded[key] = [folded[key]]
         return folded
 
-    @field_validator("timestamp_granularities")
-    @classmethod
-    def _no_word_timestamps(cls, value: list[str]) -> list[str]:
-        if "word" in value:
-            raise ValueError("word timestamps are not available; use 'segment'")
-        return value
-
     @field_validator("include")
     @classmethod
     def _no_logprobs(cls, value: list[str]) -> list[str]:
@@ -128,6 +121,8 @@ class TranscriptionRequest(BaseModel):
     def _stream_formats(self) -> TranscriptionRequest:
         if self.stream and self.response_format not in ("json", "text"):
             raise ValueError("stream=true supports response_format 'json' or 'text' only")
+        if "word" in self.timestamp_granularities and self.response_format != "verbose_json":
+            raise ValueError("timestamp_granularities 'word' needs response_format verbose_json")
         if self.file_url and self.audio:
             raise ValueError("send either 'file_url' or 'audio', not both")
         return self

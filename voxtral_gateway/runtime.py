@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -21,10 +23,12 @@ import aiohttp
 import numpy as np
 
 from voxtral_gateway.admission import Admission
+from voxtral_gateway.errors import InvalidRequestError
 from voxtral_gateway.metrics import Metrics
+from voxtral_gateway.pipeline.align import AlignerUnavailableError, WordAligner
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.head_start import HeadStart, drop
-from voxtral_gateway.pipeline.records import Segment, SegmentResult, Transcript
+from voxtral_gateway.pipeline.records import Segment, SegmentResult, Transcript, Word
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stitch import stitch
 from voxtral_gateway.pipeline.stream import (
@@ -37,12 +41,14 @@ from voxtral_gateway.pipeline.stream import (
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     TokenBudget,
+    WordTimer,
     transcribe_samples,
     transcribe_segments,
 )
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
 from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
+from voxtral_gateway.whisper_ct2 import ModelNotFoundError, ct2_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,10 @@ class TranscriptionOptions:
     temperature: float | None = None
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
+    word_timestamps: bool = False
+    """Time every word (pipeline/align.py); needs the `align` extra."""
+    max_segment_s: float | None = None
+    """Shorter segments than the settings' (subtitle cues without word timings)."""
 
 
 class PreparedAudio:
@@ -81,6 +91,8 @@ class PreparedAudio:
         self.duration_s = 0.0
         self.decode_s = 0.0
         self.vad_s = 0.0
+        self.align_s = 0.0
+        """Time spent timing words, summed over segments (they may overlap the engine wait)."""
         self.segment_count = 0
         self.done = False
         self._take(first)
@@ -127,6 +139,9 @@ class Runtime:
     segment_slots: asyncio.Semaphore
     admission: Admission
     probe_cache: ProbeCache = field(default_factory=ProbeCache)
+    aligner: WordAligner | None = None
+    """Loaded on the first request that asks for word timings."""
+    _aligner_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def budget(self) -> TokenBudget:
         s = self.settings
@@ -146,14 +161,21 @@ class Runtime:
         head_start: HeadStart | None = None
         if options.use_vad:
             head_start = self._head_start(options)
+            params = vad_params(self.settings.vad, options.vad_overrides)
+            if options.max_segment_s is not None:
+                params = dataclasses.replace(
+                    params, max_segment_s=min(params.max_segment_s, options.max_segment_s)
+                )
             segmenter: Segmenter = VadSegmenter(
                 self.detector,
-                vad_params(self.settings.vad, options.vad_overrides),
+                params,
                 warmup_s=self.settings.vad.stream_warmup_s,
                 on_whole_file=head_start.offer if head_start else None,
             )
         else:
-            segmenter = FixedWindowSegmenter(self.settings.vad.segment_max_s)
+            segmenter = FixedWindowSegmenter(
+                min(self.settings.vad.segment_max_s, options.max_segment_s or float("inf"))
+            )
         batches = segment_stream(
             decode_blocks(source, self.settings.limits),
             segmenter,
@@ -214,8 +236,9 @@ class Runtime:
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order; cancelling the iteration cancels the upstream calls."""
+        time_words = self._word_timer(prepared, options) if options.word_timestamps else None
         if prepared.head_start is not None:
-            return _head_start_result(prepared, prepared.head_start)
+            return _head_start_result(prepared, prepared.head_start, time_words)
         return transcribe_segments(
             prepared.segments(),
             self.upstream,
@@ -223,7 +246,41 @@ class Runtime:
             options=self._decoding(options),
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=self.segment_slots,
+            time_words=time_words,
         )
+
+    async def load_aligner(self) -> WordAligner:
+        """The word aligner, loaded once (off the event loop); 400 if it cannot be."""
+        async with self._aligner_lock:
+            if self.aligner is None:
+                align = self.settings.align
+                try:
+                    model_dir = await asyncio.to_thread(ct2_model_dir, align.model, align.cache_dir)
+                    self.aligner = await asyncio.to_thread(
+                        WordAligner, model_dir, threads=align.threads
+                    )
+                except (AlignerUnavailableError, ModelNotFoundError) as exc:
+                    raise InvalidRequestError(
+                        f"word timestamps are not available: {exc}",
+                        param="timestamp_granularities",
+                    ) from exc
+        return self.aligner
+
+    def _word_timer(self, prepared: PreparedAudio, options: TranscriptionOptions) -> WordTimer:
+        language = options.language or self.settings.default_language
+
+        async def time_words(segment: Segment, text: str) -> tuple[Word, ...]:
+            aligner = await self.load_aligner()
+            started = time.perf_counter()
+            words = await asyncio.to_thread(
+                aligner.align, segment.samples, text, offset_s=segment.start_s, language=language
+            )
+            elapsed = time.perf_counter() - started
+            prepared.align_s += elapsed
+            self.metrics.align_seconds.observe(elapsed)
+            return words
+
+        return time_words
 
     def finish(
         self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
@@ -250,11 +307,13 @@ class Runtime:
 
 
 async def _head_start_result(
-    prepared: PreparedAudio, answer: asyncio.Task[str]
+    prepared: PreparedAudio, answer: asyncio.Task[str], time_words: WordTimer | None
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
+        text = await answer
+        words = await time_words(segment, text) if time_words and text else ()
+        yield SegmentResult(segment.index, segment.start_s, segment.end_s, text, words)
 
 
 def build_http_client(settings: Settings) -> aiohttp.ClientSession:

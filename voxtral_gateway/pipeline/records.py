@@ -47,13 +47,23 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Word:
+    """One spoken word (punctuation attached) and when it was said, in seconds of the file."""
+
+    word: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
 class SegmentResult:
-    """What the engine said for one segment."""
+    """What the engine said for one segment (`words` only when word timing was asked for)."""
 
     index: int
     start_s: float
     end_s: float
     text: str
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)

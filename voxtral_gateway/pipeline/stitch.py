@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 
@@ -9,9 +10,7 @@ from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 
 _WHITESPACE = re.compile(r"\s+")
 # Scripts written without spaces between words: joining their segments adds none.
-_NO_SPACE_SCRIPT = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]"
-)
+NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
 
 
 def clean_text(text: str) -> str:
@@ -25,7 +24,7 @@ def join_texts(texts: Iterable[str]) -> str:
     for text in (clean_text(t) for t in texts):
         if not text:
             continue
-        if joined and not (_NO_SPACE_SCRIPT.match(joined[-1]) and _NO_SPACE_SCRIPT.match(text[0])):
+        if joined and not (NO_SPACE_SCRIPT.match(joined[-1]) and NO_SPACE_SCRIPT.match(text[0])):
             joined += " "
         joined += text
     return joined
@@ -35,9 +34,7 @@ def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str
     """Build the transcript; segments with empty text are dropped from the timed list."""
     ordered = sorted(results, key=lambda r: r.index)
     kept = tuple(
-        SegmentResult(r.index, r.start_s, r.end_s, clean_text(r.text))
-        for r in ordered
-        if clean_text(r.text)
+        dataclasses.replace(r, text=clean_text(r.text)) for r in ordered if clean_text(r.text)
     )
     return Transcript(
         text=join_texts(r.text for r in kept),

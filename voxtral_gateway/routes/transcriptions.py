@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -15,7 +16,14 @@ from starlette.background import BackgroundTask
 
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
-from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
+from voxtral_gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    error_body,
+    gateway_error_body,
+)
+from voxtral_gateway.pipeline.align import ALIGN_INSTALL_HINT, aligner_installed
+from voxtral_gateway.pipeline.cues import CueLimits
 from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
@@ -23,6 +31,7 @@ from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
 from voxtral_gateway.runtime import PreparedAudio, Runtime, TranscriptionOptions
+from voxtral_gateway.settings import SubtitleSettings
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -109,6 +118,37 @@ def options_from(params: TranscriptionRequest, use_vad_default: bool) -> Transcr
     )
 
 
+def with_word_timing(
+    options: TranscriptionOptions,
+    params: TranscriptionRequest,
+    subtitles: SubtitleSettings,
+    *,
+    installed: bool | None = None,
+) -> TranscriptionOptions:
+    """Time words when asked (`word`), or for srt/vtt cues if the aligner is installed;
+    without it, cues come from VAD segments no longer than a cue. 400 for `word` without it."""
+    installed = aligner_installed() if installed is None else installed
+    wants_cues = params.response_format in ("srt", "vtt")
+    if "word" in params.timestamp_granularities:
+        if not installed:
+            raise InvalidRequestError(ALIGN_INSTALL_HINT, param="timestamp_granularities")
+        return dataclasses.replace(options, word_timestamps=True)
+    if wants_cues:
+        if installed:
+            return dataclasses.replace(options, word_timestamps=True)
+        return dataclasses.replace(options, max_segment_s=subtitles.cue_max_s)
+    return options
+
+
+def cue_limits(subtitles: SubtitleSettings) -> CueLimits:
+    return CueLimits(
+        cue_max_s=subtitles.cue_max_s,
+        line_max_chars=subtitles.line_max_chars,
+        max_lines=subtitles.max_lines,
+        pause_s=subtitles.pause_s,
+    )
+
+
 @router.post(
     "/v1/audio/transcriptions",
     responses=_ERRORS,
@@ -132,7 +172,9 @@ async def create_transcription(
         read_s = time.perf_counter() - started
         params = ingested.params
         response_format = params.response_format
-        options = options_from(params, settings.vad.enabled)
+        options = with_word_timing(
+            options_from(params, settings.vad.enabled), params, settings.subtitles
+        )
         prepared = await runtime.prepare(ingested.source, options, ticket.add_batch)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
@@ -152,7 +194,14 @@ async def create_transcription(
         timing["engine"] = time.perf_counter() - engine_started
         # A long file's later chunks were decoded while `engine` ran: count them too.
         timing.update(decode=prepared.decode_s, vad=prepared.vad_s)
-        body = render_transcript(transcript, params.response_format)
+        if options.word_timestamps:
+            timing["align"] = prepared.align_s
+        body = render_transcript(
+            transcript,
+            params.response_format,
+            granularities=params.timestamp_granularities,
+            cue_limits=cue_limits(settings.subtitles),
+        )
         metrics.requests.labels("200", response_format).inc()
         timing["total"] = time.perf_counter() - started
         headers = {"Server-Timing": server_timing(timing)}
