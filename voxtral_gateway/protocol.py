@@ -9,7 +9,14 @@ import contextlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 
@@ -110,6 +117,14 @@ class TranscriptionRequest(BaseModel):
                 folded[key] = [folded[key]]
         return folded
 
+    @field_validator("timestamp_granularities")
+    @classmethod
+    def _words_in_verbose_json(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # response_format is declared first, so it is already validated here.
+        if "word" in value and info.data.get("response_format") != "verbose_json":
+            raise ValueError("'word' timestamps need response_format verbose_json")
+        return value
+
     @field_validator("include")
     @classmethod
     def _no_logprobs(cls, value: list[str]) -> list[str]:
@@ -121,8 +136,6 @@ class TranscriptionRequest(BaseModel):
     def _stream_formats(self) -> TranscriptionRequest:
         if self.stream and self.response_format not in ("json", "text"):
             raise ValueError("stream=true supports response_format 'json' or 'text' only")
-        if "word" in self.timestamp_granularities and self.response_format != "verbose_json":
-            raise ValueError("timestamp_granularities 'word' needs response_format verbose_json")
         if self.file_url and self.audio:
             raise ValueError("send either 'file_url' or 'audio', not both")
         return self
