@@ -165,7 +165,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/align"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--long-minutes", type=float, help="only time one request this long, with/without words"
+    )
     args = parser.parse_args()
+    if args.long_minutes:
+        model = args.models.split(",")[0]
+        report = asyncio.run(
+            run_long_request(args.engine_url, model, args.cache_dir, args.long_minutes)
+        )
+        print(json.dumps(report))
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"long-request-{model}.json").write_text(
+                json.dumps(report, indent=2) + "\n"
+            )
+        return
     results: dict[str, object] = {}
     for model in args.models.split(","):
         results[f"reference/{model}"] = run_reference(model, args.cache_dir, args.seeds)
@@ -182,3 +197,29 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def run_long_request(engine_url: str, model: str, cache_dir: Path, minutes: float) -> dict:
+    """Wall time of one long request through the pipeline, without and with word timing."""
+    from tests.fixtures.audio import SENTENCES, compose_speech, synthesize
+    from voxtral_gateway.runtime import TranscriptionOptions, open_runtime
+    from voxtral_gateway.settings import AlignSettings, Settings
+
+    samples, _ = compose_speech(minutes * 60, [synthesize(t) for t in SENTENCES], SENTENCES)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+    settings = Settings(
+        upstream_urls=[engine_url], align=AlignSettings(model=model, cache_dir=cache_dir)
+    )
+    report: dict[str, object] = {"audio_min": minutes, "model": model}
+    async with open_runtime(settings) as runtime:
+        await runtime.load_aligner()
+        for words in (False, True, False, True):
+            started = time.perf_counter()
+            transcript = await runtime.transcribe(
+                buffer.getvalue(), TranscriptionOptions(language="en", word_timestamps=words)
+            )
+            key = "with_words_s" if words else "without_words_s"
+            report.setdefault(key, []).append(round(time.perf_counter() - started, 1))  # type: ignore[union-attr]
+            report["words"] = sum(len(s.words) for s in transcript.segments)
+    return report

@@ -121,8 +121,13 @@ class TranscriptionRequest(BaseModel):
     @classmethod
     def _words_in_verbose_json(cls, value: list[str], info: ValidationInfo) -> list[str]:
         # response_format is declared first, so it is already validated here.
-        if "word" in value and info.data.get("response_format") != "verbose_json":
-            raise ValueError("'word' timestamps need response_format verbose_json")
+        # With srt/vtt, `word` asks for word-timed cues (a 400 if the aligner is missing).
+        if "word" in value and info.data.get("response_format") not in (
+            "verbose_json",
+            "srt",
+            "vtt",
+        ):
+            raise ValueError("'word' timestamps need response_format verbose_json, srt or vtt")
         return value
 
     @field_validator("include")
