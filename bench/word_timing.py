@@ -158,6 +158,32 @@ async def run_engine(engine_url: str, model: str, cache_dir: Path, seeds: int) -
     return {"en": _summary(errs), "words_matched": f"{heard}/{total}"}
 
 
+async def run_long_request(engine_url: str, model: str, cache_dir: Path, minutes: float) -> dict:
+    """Wall time of one long request through the pipeline, without and with word timing."""
+    from tests.fixtures.audio import SENTENCES, compose_speech, synthesize
+    from voxtral_gateway.runtime import TranscriptionOptions, open_runtime
+    from voxtral_gateway.settings import AlignSettings, Settings
+
+    samples, _ = compose_speech(minutes * 60, [synthesize(t) for t in SENTENCES], SENTENCES)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+    settings = Settings(
+        upstream_urls=[engine_url], align=AlignSettings(model=model, cache_dir=cache_dir)
+    )
+    report: dict[str, object] = {"audio_min": minutes, "model": model}
+    async with open_runtime(settings) as runtime:
+        await runtime.load_aligner()
+        for words in (False, True, False, True):
+            started = time.perf_counter()
+            transcript = await runtime.transcribe(
+                buffer.getvalue(), TranscriptionOptions(language="en", word_timestamps=words)
+            )
+            key = "with_words_s" if words else "without_words_s"
+            report.setdefault(key, []).append(round(time.perf_counter() - started, 1))  # type: ignore[union-attr]
+            report["words"] = sum(len(s.words) for s in transcript.segments)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine-url", help="Whisper engine for the engine run; omit to skip")
@@ -197,29 +223,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-async def run_long_request(engine_url: str, model: str, cache_dir: Path, minutes: float) -> dict:
-    """Wall time of one long request through the pipeline, without and with word timing."""
-    from tests.fixtures.audio import SENTENCES, compose_speech, synthesize
-    from voxtral_gateway.runtime import TranscriptionOptions, open_runtime
-    from voxtral_gateway.settings import AlignSettings, Settings
-
-    samples, _ = compose_speech(minutes * 60, [synthesize(t) for t in SENTENCES], SENTENCES)
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
-    settings = Settings(
-        upstream_urls=[engine_url], align=AlignSettings(model=model, cache_dir=cache_dir)
-    )
-    report: dict[str, object] = {"audio_min": minutes, "model": model}
-    async with open_runtime(settings) as runtime:
-        await runtime.load_aligner()
-        for words in (False, True, False, True):
-            started = time.perf_counter()
-            transcript = await runtime.transcribe(
-                buffer.getvalue(), TranscriptionOptions(language="en", word_timestamps=words)
-            )
-            key = "with_words_s" if words else "without_words_s"
-            report.setdefault(key, []).append(round(time.perf_counter() - started, 1))  # type: ignore[union-attr]
-            report["words"] = sum(len(s.words) for s in transcript.segments)
-    return report

@@ -84,7 +84,7 @@ def split_words(text: str) -> list[_Piece]:
 class WordAligner:
     """One loaded Whisper model (CTranslate2) and its tokenizer; thread-safe."""
 
-    def __init__(self, model_dir: Path, *, threads: int = 1, compute_type: str = "default"):
+    def __init__(self, model_dir: Path, *, threads: int = 1, compute_type: str = "float32"):
         try:
             import ctranslate2
             from tokenizers import Tokenizer
