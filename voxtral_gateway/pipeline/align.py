@@ -40,7 +40,6 @@ _MAX_WORD_S = 1.4
 _ABOVE_FLOOR_DB = 10.0
 _SILENCE_DB = -45.0
 _MIN_PAUSE_S = 0.1  # a quieter stretch shorter than this is a stop consonant, not a pause
-_DIP_S = 0.12  # how far a boundary between unpaused words may move to the quietest frame
 _SNAP_S = 0.3  # how far from a DTW boundary a pause may be and still be that boundary's
 
 
@@ -205,18 +204,6 @@ def _snap_to_pauses(
             claims[k] = (float(distances[k - 1]), pause_start, pause_end)
     for k, (_, pause_start, pause_end) in sorted(claims.items()):
         ends[k - 1], starts[k] = pause_start, pause_end
-    # Words said without a pause: the boundary goes to the quietest frame near the DTW one.
-    level_db = _frame_levels(clip)
-    reach = int(_DIP_S * TOKENS_PER_SECOND)
-    for k in range(1, len(starts)):
-        if k in claims or starts[k] != ends[k - 1]:
-            continue
-        centre = int(round(starts[k] * TOKENS_PER_SECOND))
-        low, high = max(0, centre - reach), min(frames, centre + reach + 1)
-        if high - low > 2:
-            dip = (low + int(np.argmin(level_db[low:high]))) / TOKENS_PER_SECOND
-            if starts[k - 1] < dip < ends[k]:
-                ends[k - 1] = starts[k] = dip
     for i in range(len(starts)):
         first = int(round(starts[i] * TOKENS_PER_SECOND))
         last = int(round(ends[i] * TOKENS_PER_SECOND))
