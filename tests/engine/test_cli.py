@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,16 @@ def test_transcribe_reports_missing_file(whisper_gateway, tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_transcribe_words_prints_timed_words(whisper_gateway, speech_5s) -> None:
+    result = subprocess.run(
+        [CLI, "transcribe", str(speech_5s.path), "--server", whisper_gateway.base_url, "--words"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert " ".join(w["word"] for w in body["words"]) == body["text"]
+    assert body["words"][0]["start"] < body["words"][-1]["end"] <= speech_5s.duration_s
