@@ -46,6 +46,13 @@ def _transcribe(args: argparse.Namespace) -> int:
         fields = {"model": args.model, "timestamp_granularities": "segment"}
     if args.language:
         fields["language"] = args.language
+    if args.words and is_mistral:
+        fields["timestamp_granularities"] = "word"  # Mistral's segments: one chunk per word
+    elif args.words:
+        # Word timings travel in verbose_json; srt/vtt then get word-timed cues (or a 400).
+        if args.format in ("json", "text"):
+            fields["response_format"] = "verbose_json"
+        fields["timestamp_granularities[]"] = "word"
     files = None
     if _is_remote(args.source):
         fields["file_url"] = args.source
@@ -57,7 +64,12 @@ def _transcribe(args: argparse.Namespace) -> int:
         files = {"file": (path.name, path.read_bytes())}
     timeout = httpx.Timeout(args.timeout, connect=10.0)
     # Streaming gives a live progress bar; the subtitle formats need the whole answer at once.
-    if args.format in ("json", "text") and not args.no_progress and not is_mistral:
+    if (
+        args.format in ("json", "text")
+        and not args.no_progress
+        and not is_mistral
+        and not args.words
+    ):
         text = _stream_with_progress(url, fields, files, headers, timeout)
         output = json.dumps({"text": text}) if args.format == "json" else text + "\n"
     else:
@@ -130,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--output", "-o", help="write here instead of stdout")
     client.add_argument("--timeout", type=float, default=3600.0, help="seconds")
     client.add_argument("--no-progress", action="store_true")
+    client.add_argument(
+        "--words",
+        action="store_true",
+        help="word timestamps (verbose_json words; word-timed srt/vtt cues); needs the "
+        "gateway's align extra",
+    )
     client.set_defaults(handler=_transcribe)
     return parser
 
