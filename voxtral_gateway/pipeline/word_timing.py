@@ -44,7 +44,7 @@ class OnDemandAligner:
                 settings = self._settings
                 try:
                     model_dir = await asyncio.to_thread(
-                        ct2_model_dir, settings.model, settings.cache_dir
+                        ct2_model_dir, settings.model, settings.cache_dir.expanduser()
                     )
                     self._aligner = await asyncio.to_thread(
                         WordAligner, model_dir, threads=settings.threads
