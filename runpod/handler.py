@@ -45,7 +45,6 @@ from voxtral_gateway.errors import (
     gateway_error_body,
 )
 from voxtral_gateway.pipeline.ingest import validate_fields
-from voxtral_gateway.pipeline.render import render_transcript
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.runtime import Runtime, open_runtime
 from voxtral_gateway.settings import Settings
@@ -143,7 +142,7 @@ class Worker:
                     prepared.discard()  # a head-start call nobody took (the job was cancelled)
             else:
                 transcript = await service.transcribe(source, options)
-                yield render_transcript(transcript, request.response_format)
+                yield service.render(transcript, request)
         except GatewayError as exc:
             logger.warning("[%s] job failed: %s", job_id, exc.message)
             yield _error_output(gateway_error_body(exc))

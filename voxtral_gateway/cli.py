@@ -48,6 +48,13 @@ def _transcribe(args: argparse.Namespace) -> int:
         fields["language"] = args.language
     if args.speakers:
         fields["diarize" if is_mistral else "speakers"] = "true"
+    if args.words and is_mistral:
+        fields["timestamp_granularities"] = "word"  # Mistral's segments: one chunk per word
+    elif args.words:
+        # Word timings travel in verbose_json; srt/vtt then get word-timed cues (or a 400).
+        if args.format in ("json", "text"):
+            fields["response_format"] = "verbose_json"
+        fields["timestamp_granularities[]"] = "word"
     files = None
     if _is_remote(args.source):
         fields["file_url"] = args.source
@@ -59,7 +66,12 @@ def _transcribe(args: argparse.Namespace) -> int:
         files = {"file": (path.name, path.read_bytes())}
     timeout = httpx.Timeout(args.timeout, connect=10.0)
     # Streaming gives a live progress bar; the subtitle formats need the whole answer at once.
-    if args.format in ("json", "text") and not args.no_progress and not is_mistral:
+    if (
+        args.format in ("json", "text")
+        and not args.no_progress
+        and not is_mistral
+        and not args.words
+    ):
         text, segments = _stream_with_progress(url, fields, files, headers, timeout)
         if args.format == "json":
             output = json.dumps({"text": text, **({"segments": segments} if segments else {})})
@@ -148,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--speakers",
         action="store_true",
         help="label who spoke (server needs the [speakers] extra); shown as segments complete",
+    )
+    client.add_argument(
+        "--words",
+        action="store_true",
+        help="word timestamps (verbose_json words; word-timed srt/vtt cues); needs the "
+        "gateway's align extra",
     )
     client.set_defaults(handler=_transcribe)
     return parser

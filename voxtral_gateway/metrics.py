@@ -50,6 +50,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS_S,
             registry=r,
         )
+        self.align_seconds = Histogram(
+            "voxtral_align_seconds",
+            "Word-timing (aligner) time per segment, queueing for the aligner included.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self.head_starts = Counter(
             "voxtral_head_start_calls",
             "Whole-clip engine calls started while VAD ran, by outcome (used or cancelled).",

@@ -9,7 +9,14 @@ import contextlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # Speaker names end up in vtt voice tags (`<v name>`) and srt prefixes: no markup, no newlines.
 SpeakerName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^<>&:\x00-\x1f]+$")]
@@ -81,7 +88,7 @@ class TranscriptionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     """Sampling temperature, 0–1."""
     timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
-    """`segment` timestamps come with verbose_json; `word` is not available (400)."""
+    """`segment` and/or `word` timestamps in verbose_json (`word` needs the `align` extra)."""
     vad_filter: bool | None = None
     """Gateway extension: false sends fixed windows without running VAD; unset uses settings."""
     file_url: str | None = Field(None, max_length=200 * 1024 * 1024)
@@ -130,9 +137,15 @@ class TranscriptionRequest(BaseModel):
 
     @field_validator("timestamp_granularities")
     @classmethod
-    def _no_word_timestamps(cls, value: list[str]) -> list[str]:
-        if "word" in value:
-            raise ValueError("word timestamps are not available; use 'segment'")
+    def _words_in_verbose_json(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # response_format is declared first, so it is already validated here.
+        # With srt/vtt, `word` asks for word-timed cues (a 400 if the aligner is missing).
+        if "word" in value and info.data.get("response_format") not in (
+            "verbose_json",
+            "srt",
+            "vtt",
+        ):
+            raise ValueError("'word' timestamps need response_format verbose_json, srt or vtt")
         return value
 
     @field_validator("include")

@@ -1,4 +1,5 @@
-"""The gateway's long-lived parts: HTTP pool, engines, VAD model, global segment slots, metrics.
+"""The gateway's long-lived parts: HTTP pool, engines, VAD model, word aligner, global segment
+slots, metrics.
 
 `open_runtime(settings)` builds them once per process; the FastAPI app, the RunPod worker and
 the realtime socket all transcribe through `runtime.service` (service.py).
@@ -19,6 +20,7 @@ from voxtral_gateway.metrics import Metrics
 from voxtral_gateway.pipeline.speaker_encoder import check_backend
 from voxtral_gateway.pipeline.speakers import SpeakerStage
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
+from voxtral_gateway.pipeline.word_timing import OnDemandAligner
 from voxtral_gateway.readiness import Readiness
 from voxtral_gateway.service import TranscriptionService
 from voxtral_gateway.settings import Settings
@@ -40,9 +42,12 @@ class Runtime:
     readiness: Readiness
     speaker_stage: SpeakerStage | None = None
     """The speaker encoder's workers (pipeline/speakers.py); None with backend `off`."""
+    aligner: OnDemandAligner = field(init=False)
+    """Word timing's Whisper model, loaded by the first request that asks for words."""
     service: TranscriptionService = field(init=False)
 
     def __post_init__(self) -> None:
+        self.aligner = OnDemandAligner(self.settings.align)
         self.service = TranscriptionService(self)
 
 

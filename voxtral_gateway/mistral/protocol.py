@@ -23,13 +23,14 @@ from pydantic import (
     model_validator,
 )
 
+from voxtral_gateway.pipeline.align import ALIGN_INSTALL_HINT, aligner_installed
 from voxtral_gateway.protocol import SpeakerName
 
 MISTRAL_PREFIX = "/mistral"
 """Mistral's routes live under this path: the `mistralai` SDK's `server_url` ends with it."""
 
-WORD_TIMESTAMPS_AVAILABLE = False
-"""Switch on when the word aligner (issue #15) is merged: `word` granularity then passes."""
+WORD_TIMESTAMPS_AVAILABLE = aligner_installed()
+"""On when the word aligner's extra (`pip install '.[align]'`) is installed: `word` then passes."""
 
 MAX_CONTEXT_BIAS_TERMS = 100
 
@@ -58,7 +59,8 @@ class MistralTranscriptionRequest(BaseModel):
     speaker_references: dict[SpeakerName, str] | None = None
     """Known speakers' reference clips (name -> data URL); only with `diarize=true`."""
     timestamp_granularities: list[Literal["segment", "word"]] = Field(default_factory=list)
-    """`segment` adds timed segments; `word` needs the aligner (400 until it exists)."""
+    """`segment` adds timed segments; `word` gives one segment chunk per word instead (needs
+    the `align` extra, else 400)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -89,7 +91,7 @@ class MistralTranscriptionRequest(BaseModel):
     @classmethod
     def _word_needs_aligner(cls, value: list[str]) -> list[str]:
         if "word" in value and not WORD_TIMESTAMPS_AVAILABLE:
-            raise ValueError("word timestamps are not available; use 'segment'")
+            raise ValueError(ALIGN_INSTALL_HINT)
         return value
 
     @field_validator("speaker_references")
@@ -112,6 +114,10 @@ class MistralTranscriptionRequest(BaseModel):
     def wants_segments(self) -> bool:
         """Timed segments in the answer: asked for, or needed to carry the speakers."""
         return bool(self.timestamp_granularities) or self.diarize
+
+    @property
+    def wants_words(self) -> bool:
+        return "word" in self.timestamp_granularities
 
     def context_prompt(self) -> str | None:
         """The terms as a Whisper-style prompt (`_` back to spaces), or None without terms."""

@@ -4,6 +4,9 @@ The SDK's `TranscriptionResponse` needs `model`, `text`, `usage` and `language` 
 `segments` only when timestamps were asked for. Its stream parser (`EventStream`, no sentinel)
 reads `event:` and `data:` lines into `TranscriptionStreamEvents`, so every event names its
 type twice and there is no `[DONE]` line: the stream simply ends after `transcription.done`.
+The SDK's schema has no word list (`TimestampGranularity` is `segment` | `word`, and the only
+timed list is `segments` of `TranscriptionSegmentChunk`): with `word` granularity each chunk in
+`segments` (and each `transcription.segment` event) is one timed word.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript, Word
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,34 @@ def segment_body(result: SegmentResult) -> dict[str, Any]:
     return body
 
 
+def word_body(word: Word, speaker: str | None = None) -> dict[str, Any]:
+    """A `TranscriptionSegmentChunk` holding one word (its punctuation attached), with its
+    segment's speaker when `diarize=true`."""
+    body = {
+        "type": "transcription_segment",
+        "text": word.word,
+        "start": round(word.start_s, 3),
+        "end": round(word.end_s, 3),
+    }
+    if speaker is not None:
+        body["speaker_id"] = speaker
+    return body
+
+
+def timed_chunks(transcript: Transcript, *, words: bool) -> list[dict[str, Any]]:
+    """`segments`: one chunk per segment, or per word when words were asked for."""
+    if words:
+        return [word_body(w, s.speaker) for s in transcript.segments for w in s.words]
+    return [segment_body(s) for s in transcript.segments]
+
+
 def render_response(
     transcript: Transcript,
     *,
     model: str,
     language: str | None,
     include_segments: bool,
+    words: bool = False,
     context_bias: ContextBiasReport | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -74,7 +99,7 @@ def render_response(
         "usage": usage_body(transcript),
     }
     if include_segments:
-        body["segments"] = [segment_body(s) for s in transcript.segments]
+        body["segments"] = timed_chunks(transcript, words=words)
     if context_bias is not None:
         # An extra field (the SDK keeps unknown fields): terms are never dropped without a trace.
         body["context_bias"] = context_bias.body()
@@ -94,9 +119,9 @@ def text_delta_event(text: str) -> str:
     return format_event("transcription.text.delta", {"text": text})
 
 
-def segment_event(result: SegmentResult) -> str:
-    body = segment_body(result)
-    del body["type"]
+def segment_event(chunk: dict[str, Any]) -> str:
+    """A `transcription.segment` event for one chunk (`segment_body` or `word_body`)."""
+    body = {key: value for key, value in chunk.items() if key != "type"}
     return format_event("transcription.segment", body)
 
 

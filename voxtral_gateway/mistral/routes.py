@@ -42,6 +42,7 @@ from voxtral_gateway.pipeline.speakers import (
     read_named_references,
 )
 from voxtral_gateway.pipeline.stitch import clean_text
+from voxtral_gateway.pipeline.word_timing import with_word_timing
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
     cancel_on_disconnect,
@@ -100,12 +101,15 @@ def context_bias_report(
 
 
 def options_from(params: MistralTranscriptionRequest, settings: Settings) -> TranscriptionOptions:
-    return TranscriptionOptions(
+    options = TranscriptionOptions(
         language=params.language,
         prompt=params.context_prompt() if settings.context_bias == "prompt" else None,
         temperature=params.temperature,
         use_vad=settings.vad.enabled,
         count_tokens=True,  # Mistral's `usage` reports the engine's tokens
+    )
+    return with_word_timing(
+        options, words=params.wants_words, cues=False, subtitles=settings.subtitles
     )
 
 
@@ -164,6 +168,8 @@ async def create_mistral_transcription(
         transcript = await cancel_on_disconnect(
             request, service.collect(prepared, options, on_result=lambda _: ticket.segment_done())
         )
+        if options.word_timestamps:
+            timing["align"] = prepared.align_s
         timing["total"] = time.perf_counter() - started
         record.finish(200)
         return JSONResponse(
@@ -202,6 +208,7 @@ class _Reply:
             model=self.params.model,
             language=self.language,
             include_segments=self.params.wants_segments,
+            words=self.params.wants_words,
             context_bias=self.context_bias,
         )
 
@@ -237,8 +244,13 @@ async def _stream_events(
             # Deltas concatenate to the done text: all but the first start with a space.
             prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
             yield render.text_delta_event(prefix + text)
-            if reply.params.wants_segments:
-                yield render.segment_event(replace(result, text=text, usage=None))
+            if reply.params.wants_words:
+                for word in result.words:
+                    yield render.segment_event(render.word_body(word, result.speaker))
+            elif reply.params.wants_segments:
+                yield render.segment_event(
+                    render.segment_body(replace(result, text=text, usage=None))
+                )
         yield render.done_event(reply.body(service.finish(prepared, results, options)))
         status = 200
     except ClientDisconnectedError:

@@ -61,8 +61,17 @@ class TokenUsage:
 
 
 @dataclass(frozen=True)
+class Word:
+    """One spoken word (punctuation attached) and when it was said, in seconds of the file."""
+
+    word: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
 class SegmentResult:
-    """What the engine said for one segment."""
+    """What the engine said for one segment (`words` only when word timing was asked for)."""
 
     index: int
     start_s: float
@@ -72,6 +81,7 @@ class SegmentResult:
     """The engine's token counts for this segment's call; None when they were not asked for."""
     speaker: str | None = None
     """Who spoke, when the client asked for speakers (pipeline/speakers.py)."""
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)

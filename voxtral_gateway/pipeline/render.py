@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
+from voxtral_gateway.pipeline.cues import Cue, CueLimits, build_cues
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.protocol import ResponseFormat
 
@@ -32,38 +34,42 @@ def format_timestamp(seconds: float, *, decimal_marker: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
 
 
-def _srt_text(segment: SegmentResult) -> str:
+def _srt_text(cue: Cue) -> str:
     """The cue text, after a `Speaker: ` prefix when speakers were asked for."""
-    return f"{segment.speaker}: {segment.text}" if segment.speaker else segment.text
+    return f"{cue.speaker}: {cue.text}" if cue.speaker else cue.text
 
 
-def _vtt_text(segment: SegmentResult) -> str:
+def _vtt_text(cue: Cue) -> str:
     """The cue text in a `<v Speaker>` voice span when speakers were asked for."""
-    return f"<v {segment.speaker}>{segment.text}" if segment.speaker else segment.text
+    return f"<v {cue.speaker}>{cue.text}" if cue.speaker else cue.text
 
 
-def render_srt(transcript: Transcript) -> str:
+def render_srt(transcript: Transcript, limits: CueLimits | None = None) -> str:
     blocks = [
         f"{number}\n"
-        f"{format_timestamp(s.start_s, decimal_marker=',')} --> "
-        f"{format_timestamp(s.end_s, decimal_marker=',')}\n{_srt_text(s)}\n"
-        for number, s in enumerate(transcript.segments, start=1)
+        f"{format_timestamp(c.start_s, decimal_marker=',')} --> "
+        f"{format_timestamp(c.end_s, decimal_marker=',')}\n{_srt_text(c)}\n"
+        for number, c in enumerate(build_cues(transcript, limits or CueLimits()), start=1)
     ]
     return "\n".join(blocks)
 
 
-def render_vtt(transcript: Transcript) -> str:
+def render_vtt(transcript: Transcript, limits: CueLimits | None = None) -> str:
     cues = [
-        f"{format_timestamp(s.start_s, decimal_marker='.')} --> "
-        f"{format_timestamp(s.end_s, decimal_marker='.')}\n{_vtt_text(s)}\n"
-        for s in transcript.segments
+        f"{format_timestamp(c.start_s, decimal_marker='.')} --> "
+        f"{format_timestamp(c.end_s, decimal_marker='.')}\n{_vtt_text(c)}\n"
+        for c in build_cues(transcript, limits or CueLimits())
     ]
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
-def render_verbose_json(transcript: Transcript) -> dict[str, Any]:
-    """OpenAI's `TranscriptionVerbose`; per-token statistics are not available from the engine."""
-    return {
+def render_verbose_json(
+    transcript: Transcript, granularities: Collection[str] = ()
+) -> dict[str, Any]:
+    """OpenAI's `TranscriptionVerbose`; per-token statistics are not available from the engine.
+
+    `segments` unless only `word` was asked for; `words` (file time) when `word` was."""
+    body: dict[str, Any] = {
         "task": "transcribe",
         "language": transcript.language,
         "duration": round(transcript.duration_s, 3),
@@ -84,8 +90,17 @@ def render_verbose_json(transcript: Transcript) -> dict[str, Any]:
             }
             for number, s in enumerate(transcript.segments)
         ],
-        "usage": usage(transcript),
     }
+    if "word" in granularities:
+        body["words"] = [
+            {"word": w.word, "start": w.start_s, "end": w.end_s}
+            for s in transcript.segments
+            for w in s.words
+        ]
+        if "segment" not in granularities:
+            del body["segments"]
+    body["usage"] = usage(transcript)
+    return body
 
 
 def diarized_segment(segment: SegmentResult, number: int) -> dict[str, Any]:
@@ -112,19 +127,23 @@ def render_diarized_json(transcript: Transcript) -> dict[str, Any]:
 
 
 def render_transcript(
-    transcript: Transcript, response_format: ResponseFormat
+    transcript: Transcript,
+    response_format: ResponseFormat,
+    *,
+    granularities: Collection[str] = (),
+    cue_limits: CueLimits | None = None,
 ) -> str | dict[str, Any]:
     """The response body: a dict for the JSON formats, text for the rest."""
     match response_format:
         case "json":
             return {"text": transcript.text, "usage": usage(transcript)}
         case "verbose_json":
-            return render_verbose_json(transcript)
+            return render_verbose_json(transcript, granularities)
         case "diarized_json":
             return render_diarized_json(transcript)
         case "text":
             return transcript.text + "\n" if transcript.text else ""
         case "srt":
-            return render_srt(transcript)
+            return render_srt(transcript, cue_limits)
         case "vtt":
-            return render_vtt(transcript)
+            return render_vtt(transcript, cue_limits)

@@ -10,9 +10,7 @@ from voxtral_gateway.pipeline.records import SegmentResult, TokenUsage, Transcri
 
 _WHITESPACE = re.compile(r"\s+")
 # Scripts written without spaces between words: joining their segments adds none.
-_NO_SPACE_SCRIPT = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]"
-)
+NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
 
 
 def clean_text(text: str) -> str:
@@ -26,7 +24,7 @@ def join_texts(texts: Iterable[str]) -> str:
     for text in (clean_text(t) for t in texts):
         if not text:
             continue
-        if joined and not (_NO_SPACE_SCRIPT.match(joined[-1]) and _NO_SPACE_SCRIPT.match(text[0])):
+        if joined and not (NO_SPACE_SCRIPT.match(joined[-1]) and NO_SPACE_SCRIPT.match(text[0])):
             joined += " "
         joined += text
     return joined

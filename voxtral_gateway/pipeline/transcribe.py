@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult, Word
 from voxtral_gateway.upstream import EngineAnswer, UpstreamPool, UpstreamRequest
 
 
@@ -31,6 +31,10 @@ class TokenBudget:
     def for_duration(self, duration_s: float) -> int:
         tokens = max(self.min_tokens, math.ceil(duration_s * self.tokens_per_audio_second))
         return min(tokens, self.max_tokens) if self.max_tokens else tokens
+
+
+WordTimer = Callable[[Segment, str], Awaitable[tuple[Word, ...]]]
+"""Times a segment's text against its samples (pipeline/align.py, in a thread)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,12 @@ async def transcribe_segments(
     options: DecodingOptions,
     per_request_limit: int,
     global_slots: asyncio.Semaphore,
+    time_words: WordTimer | None = None,
 ) -> AsyncIterator[SegmentResult]:
-    """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line."""
+    """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line.
+
+    With `time_words`, each segment's words are timed as soon as its text arrives, while its
+    samples are still at hand (they are dropped once the segment is done)."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
     request_slots = asyncio.Semaphore(per_request_limit)
 
@@ -62,10 +70,12 @@ async def transcribe_segments(
             answer = await transcribe_samples(
                 segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
             )
+            # Inside the request slot: segments waiting to be timed stay bounded in memory.
+            words = await time_words(segment, answer.text) if time_words and answer.text else ()
         finally:
             request_slots.release()
         return SegmentResult(
-            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
+            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage, words
         )
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.

@@ -49,7 +49,8 @@ def server_timing(phases: dict[str, float]) -> str:
     """W3C Server-Timing: where the request's time went, in ms (read = upload received and
     parsed; engine = the wait for the segments' calls after VAD, fan-out included; a head-start
     call began before VAD, which then ran beside it; speakers = the part of `engine` spent
-    waiting for speaker embeddings after the last call)."""
+    waiting for speaker embeddings after the last call; align = word timing summed over
+    segments, inside the engine wait)."""
     return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
 
 

@@ -18,7 +18,7 @@ from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
-from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
+from voxtral_gateway.pipeline.render import MEDIA_TYPES
 from voxtral_gateway.pipeline.speakers import read_speaker_request
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
 from voxtral_gateway.routes.lifecycle import (
@@ -123,7 +123,9 @@ async def create_transcription(
             timing["speakers"] = prepared.speakers.wait_s  # part of `engine`: the wait after it
         # A long file's later chunks were decoded while `engine` ran: count them too.
         timing.update(decode=prepared.decode_s, vad=prepared.vad_s)
-        body = render_transcript(transcript, params.response_format)
+        if options.word_timestamps:
+            timing["align"] = prepared.align_s
+        body = service.render(transcript, params)
         timing["total"] = time.perf_counter() - started
         headers = {"Server-Timing": server_timing(timing)}
         record.finish(200)
