@@ -20,7 +20,7 @@ from voxtral_gateway.middleware import (
 from voxtral_gateway.pipeline.vad import SpeechDetector
 from voxtral_gateway.ratelimit import RateLimiter
 from voxtral_gateway.realtime.router import router as realtime_router
-from voxtral_gateway.routes import health, transcriptions
+from voxtral_gateway.routes import health, transcriptions, translations
 from voxtral_gateway.runtime import open_runtime
 from voxtral_gateway.settings import Settings
 
@@ -46,6 +46,7 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(transcriptions.router)
+    app.include_router(translations.router)
     app.include_router(health.router)
     app.include_router(realtime_router)  # /v1/realtime WebSocket and the browser page at /
     if settings.admin_port is None:

@@ -15,15 +15,19 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import aiohttp
 import numpy as np
 
 from voxtral_gateway.admission import Admission
+from voxtral_gateway.engine_calls import EngineAnswer, Task
+from voxtral_gateway.languages import supported_languages, validate_language
 from voxtral_gateway.metrics import Metrics
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.head_start import HeadStart, drop
+from voxtral_gateway.pipeline.language import WhisperLanguageDetector, load_language_detector
 from voxtral_gateway.pipeline.records import Segment, SegmentResult, Transcript
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.stitch import stitch
@@ -36,7 +40,9 @@ from voxtral_gateway.pipeline.stream import (
 )
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
+    LanguageDetection,
     TokenBudget,
+    segment_result,
     transcribe_samples,
     transcribe_segments,
 )
@@ -45,6 +51,9 @@ from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
+
+# Where a packaged CTranslate2 model (the language detector's `base`) is assembled once.
+MODEL_CACHE_DIR = Path.home() / ".cache" / "voxtral-gateway"
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class TranscriptionOptions:
     temperature: float | None = None
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
+    task: Task = "transcribe"
+    """`translate`: English text whatever was spoken."""
+    detailed: bool = False
+    """The response reports language and per-segment statistics (verbose_json)."""
 
 
 class PreparedAudio:
@@ -127,13 +140,27 @@ class Runtime:
     segment_slots: asyncio.Semaphore
     admission: Admission
     probe_cache: ProbeCache = field(default_factory=ProbeCache)
+    language_detector: WhisperLanguageDetector | None = None
+    """Detects the spoken language where the engine cannot (settings.language_detector_model)."""
 
     def budget(self) -> TokenBudget:
         s = self.settings
         return TokenBudget(s.tokens_per_audio_second, s.min_output_tokens, s.max_output_tokens)
 
-    def language_for(self, options: TranscriptionOptions) -> str:
-        return options.language or self.settings.default_language or self.settings.reported_language
+    def language_for(self, options: TranscriptionOptions) -> str | None:
+        """The language the client (or the operator's default) fixed; None: detected per segment."""
+        if options.task == "translate":
+            return None  # the source language, detected; the text is English
+        return options.language or self.settings.default_language
+
+    async def checked(self, options: TranscriptionOptions) -> TranscriptionOptions:
+        """`options` with `language` checked against the served model's languages (400 if not
+        supported) and normalised to what the engine expects."""
+        if not options.language:
+            return options
+        family = await self.upstream.family()
+        supported = supported_languages(family, self.settings.languages)
+        return replace(options, language=validate_language(options.language, supported))
 
     async def prepare(
         self,
@@ -199,7 +226,11 @@ class Runtime:
 
     def _decoding(self, options: TranscriptionOptions) -> DecodingOptions:
         return DecodingOptions(
-            options.language or self.settings.default_language, options.prompt, options.temperature
+            options.language or self.settings.default_language,
+            options.prompt,
+            options.temperature,
+            task=options.task,
+            detailed=options.detailed,
         )
 
     def _observe(self, batch: Batch, options: TranscriptionOptions) -> None:
@@ -214,21 +245,33 @@ class Runtime:
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order; cancelling the iteration cancels the upstream calls."""
+        decoding = self._decoding(options)
         if prepared.head_start is not None:
-            return _head_start_result(prepared, prepared.head_start)
+            return _head_start_result(
+                prepared, prepared.head_start, decoding, self._detect_language()
+            )
         return transcribe_segments(
             prepared.segments(),
             self.upstream,
             budget=self.budget(),
-            options=self._decoding(options),
+            options=decoding,
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=self.segment_slots,
+            detect_language=self._detect_language(),
         )
+
+    def _detect_language(self) -> LanguageDetection | None:
+        return self.language_detector.detect_async if self.language_detector else None
 
     def finish(
         self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
     ) -> Transcript:
-        return stitch(results, duration_s=prepared.duration_s, language=self.language_for(options))
+        return stitch(
+            results,
+            duration_s=prepared.duration_s,
+            language=self.language_for(options),
+            task=options.task,
+        )
 
     async def transcribe(self, source: AudioSource, options: TranscriptionOptions) -> Transcript:
         prepared = await self.prepare(source, options)
@@ -250,11 +293,14 @@ class Runtime:
 
 
 async def _head_start_result(
-    prepared: PreparedAudio, answer: asyncio.Task[str]
+    prepared: PreparedAudio,
+    answer: asyncio.Task[EngineAnswer],
+    options: DecodingOptions,
+    detect_language: LanguageDetection | None,
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
+        yield await segment_result(segment, await answer, options, detect_language)
 
 
 def build_http_client(settings: Settings) -> aiohttp.ClientSession:
@@ -295,6 +341,9 @@ async def open_runtime(
             metrics=metrics,
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),
             admission=admission,
+            language_detector=await asyncio.to_thread(
+                load_language_detector, settings.language_detector_model, MODEL_CACHE_DIR
+            ),
         )
     finally:
         if owns_client:

@@ -24,6 +24,13 @@ from dataclasses import dataclass, field
 import aiohttp
 import numpy as np
 
+from voxtral_gateway.engine_calls import (
+    EngineAnswer,
+    MalformedAnswerError,
+    Task,
+    build_call,
+    parse_answer,
+)
 from voxtral_gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -31,6 +38,7 @@ from voxtral_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from voxtral_gateway.languages import EngineFamily, engine_family
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.settings import Settings
 
@@ -54,6 +62,9 @@ class UpstreamRequest:
     language: str | None = None
     prompt: str | None = None
     temperature: float | None = None
+    task: Task = "transcribe"
+    detailed: bool = False
+    """Ask for what verbose_json reports (detected language, token log probabilities)."""
 
 
 @dataclass
@@ -128,8 +139,14 @@ class UpstreamPool:
             engine.model = models[0]["id"]
         return engine.model
 
-    async def transcribe(self, request: UpstreamRequest) -> str:
-        """Text for one segment; retries transient failures on other engines."""
+    async def family(self) -> EngineFamily:
+        """Whisper or Voxtral: configured, or guessed from the first engine's model name."""
+        if self.settings.engine_family is not None:
+            return self.settings.engine_family
+        return engine_family(await self.model_name(self.engines[0]), None)
+
+    async def transcribe(self, request: UpstreamRequest) -> EngineAnswer:
+        """The engine's answer for one segment; retries transient failures on other engines."""
         wav = encode_wav(request.samples)
         tried: set[str] = set()
         last_error: GatewayError | None = None
@@ -139,7 +156,7 @@ class UpstreamPool:
             engine.outstanding += 1
             started = time.perf_counter()
             try:
-                text = await self._transcribe_once(engine, wav, request)
+                answer = await self._transcribe_once(engine, wav, request)
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
                 engine.mark_failed()
                 last_error = (
@@ -161,29 +178,34 @@ class UpstreamPool:
             engine.mark_ok()
             if self.observe_latency is not None:
                 self.observe_latency(time.perf_counter() - started)
-            return text
+            return answer
         assert last_error is not None
         raise last_error
 
-    async def _transcribe_once(self, engine: Engine, wav: bytes, request: UpstreamRequest) -> str:
+    async def _transcribe_once(
+        self, engine: Engine, wav: bytes, request: UpstreamRequest
+    ) -> EngineAnswer:
         model = await self.model_name(engine)
-        form: dict[str, str] = {
-            "model": model,
-            "response_format": "json",
-            "max_completion_tokens": str(request.max_output_tokens),
-        }
-        if request.language:
-            form["language"] = request.language
-        if request.prompt:
-            form["prompt"] = request.prompt
-        if request.temperature is not None:
-            form["temperature"] = str(request.temperature)
-        body, content_type = encode_multipart(form, wav)
+        call = build_call(
+            engine_family(model, self.settings.engine_family),
+            task=request.task,
+            model=model,
+            wav=wav,
+            max_output_tokens=request.max_output_tokens,
+            language=request.language,
+            prompt=request.prompt,
+            temperature=request.temperature,
+            detailed=request.detailed,
+        )
+        if call.form is not None:
+            body, content_type = encode_multipart(call.form, wav)
+        else:
+            body, content_type = json.dumps(call.json_body).encode(), "application/json"
         # Timeouts (segment_timeout_s total, upstream_connect_timeout_s to connect) are the
         # session's (runtime.build_http_client).
         with _mapped_errors(engine.base_url):
             async with self.client.post(
-                f"{engine.base_url}/v1/audio/transcriptions",
+                f"{engine.base_url}{call.path}",
                 data=body,
                 headers={**self._headers(), "Content-Type": content_type},
             ) as response:
@@ -197,8 +219,8 @@ class UpstreamPool:
         if status != 200:
             raise UpstreamError(f"Engine answered HTTP {status}.")
         try:
-            return str(json.loads(payload)["text"])
-        except (ValueError, KeyError, TypeError) as exc:
+            return parse_answer(call, payload)
+        except MalformedAnswerError as exc:
             raise UpstreamError("Engine answered with a malformed body.") from exc
 
     async def probe(self) -> dict[str, bool]:

@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment
 from voxtral_gateway.settings import HeadStartSettings
 
-Launch = Callable[[np.ndarray], Awaitable[str]]
-"""Sends samples to the engine; returns the text."""
+Launch = Callable[[np.ndarray], Awaitable[EngineAnswer]]
+"""Sends samples to the engine; returns its answer."""
 
 
 class HeadStart:
@@ -37,7 +38,7 @@ class HeadStart:
         self._launch = launch
         self._busy_segments = busy_segments
         self._loop = loop
-        self._task: asyncio.Task[str] | None = None
+        self._task: asyncio.Task[EngineAnswer] | None = None
         self._closed = False
         self._duration_s = 0.0
 
@@ -61,7 +62,7 @@ class HeadStart:
     def started(self) -> bool:
         return self._task is not None
 
-    def settle(self, segments: Sequence[Segment]) -> asyncio.Task[str] | None:
+    def settle(self, segments: Sequence[Segment]) -> asyncio.Task[EngineAnswer] | None:
         """After VAD: the call, if its answer stands for `segments`; else it is cancelled.
         (Only a file that came whole in one chunk is ever offered: VadSegmenter's rule.)"""
         task, self._task = self._task, None
@@ -83,7 +84,7 @@ class HeadStart:
             self._task = None
 
 
-def drop(task: asyncio.Task[str]) -> None:
+def drop(task: asyncio.Task[EngineAnswer]) -> None:
     """Cancel, and read any failure so asyncio does not log it as never retrieved."""
     task.cancel()
     task.add_done_callback(lambda t: None if t.cancelled() else t.exception())

@@ -16,11 +16,12 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from voxtral_gateway.engine_calls import Task
 from voxtral_gateway.errors import InvalidRequestError, UrlRejectedError
 from voxtral_gateway.pipeline.decode import AudioSource
 from voxtral_gateway.pipeline.fetch import fetch_audio
 from voxtral_gateway.pipeline.inline import classify_file_url, decode_inline_audio
-from voxtral_gateway.protocol import TranscriptionRequest
+from voxtral_gateway.protocol import TRANSCRIPTION_ONLY_FIELDS, TranscriptionRequest
 from voxtral_gateway.settings import Settings
 
 _FORM_FIELDS_MAX = 64
@@ -33,7 +34,11 @@ class IngestedRequest:
     """The audio: an upload stays in its spooled file (on disk past 1 MB), never read whole."""
 
 
-async def read_transcription_request(request: Request, settings: Settings) -> IngestedRequest:
+async def read_transcription_request(
+    request: Request, settings: Settings, *, task: Task = "transcribe"
+) -> IngestedRequest:
+    """The request's parameters and audio; a translation takes OpenAI's smaller parameter set
+    (no `language`, `include`, `timestamp_granularities`: the text is English)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     upload: UploadFile | None = None
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
@@ -45,6 +50,8 @@ async def read_transcription_request(request: Request, settings: Settings) -> In
             "Content-Type must be multipart/form-data or application/json.",
             code="unsupported_content_type",
         )
+    if task == "translate":
+        _refuse_transcription_only(fields)
     params = validate_fields(fields)
     source = await _audio_source(params, upload, settings)
     return IngestedRequest(params=params, source=source)
@@ -86,6 +93,17 @@ async def _read_json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("The JSON body must be an object.", code="invalid_json")
     return body
+
+
+def _refuse_transcription_only(fields: dict[str, Any]) -> None:
+    for key in fields:
+        name = key.removesuffix("[]")
+        if name in TRANSCRIPTION_ONLY_FIELDS:
+            raise InvalidRequestError(
+                f"Unknown parameter {name!r} for translations.",
+                param=name,
+                code="invalid_parameter",
+            )
 
 
 def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:

@@ -40,6 +40,8 @@ class Segment:
     start_s: float
     end_s: float
     samples: np.ndarray
+    speech_prob: float | None = None
+    """Mean VAD speech probability (0-1) over the segment's frames; None without VAD."""
 
     @property
     def duration_s(self) -> float:
@@ -48,12 +50,22 @@ class Segment:
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What the engine said for one segment."""
+    """What the engine said for one segment, and what is known about how it said it."""
 
     index: int
     start_s: float
     end_s: float
     text: str
+    language: str | None = None
+    """Language spoken (ISO-639-1): the client's, the engine's detection, or the detector's."""
+    temperature: float | None = None
+    """Sampling temperature the engine used."""
+    avg_logprob: float | None = None
+    """Mean log probability of the output tokens, when the engine reports them."""
+    tokens: tuple[int, ...] | None = None
+    """Output token ids, when the engine reports them."""
+    no_speech_prob: float | None = None
+    """1 - the mean VAD speech probability over the segment; None without VAD."""
 
 
 @dataclass(frozen=True)
@@ -63,4 +75,7 @@ class Transcript:
     text: str
     segments: tuple[SegmentResult, ...]
     duration_s: float
-    language: str
+    language: str | None
+    """Given or detected language of most of the speech; None when nothing could tell."""
+    task: str = "transcribe"
+    """`transcribe` or `translate` (English text)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 
@@ -31,17 +32,33 @@ def join_texts(texts: Iterable[str]) -> str:
     return joined
 
 
-def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str) -> Transcript:
-    """Build the transcript; segments with empty text are dropped from the timed list."""
+def stitch(
+    results: Iterable[SegmentResult],
+    *,
+    duration_s: float,
+    language: str | None,
+    task: str = "transcribe",
+) -> Transcript:
+    """Build the transcript; segments with empty text are dropped from the timed list.
+
+    `language` is the client's; without one, the request's language is the one spoken for
+    the longest time across segments (None if no segment knows its language).
+    """
     ordered = sorted(results, key=lambda r: r.index)
-    kept = tuple(
-        SegmentResult(r.index, r.start_s, r.end_s, clean_text(r.text))
-        for r in ordered
-        if clean_text(r.text)
-    )
+    kept = tuple(replace(r, text=clean_text(r.text)) for r in ordered if clean_text(r.text))
     return Transcript(
         text=join_texts(r.text for r in kept),
         segments=kept,
         duration_s=duration_s,
-        language=language,
+        language=language or main_language(kept),
+        task=task,
     )
+
+
+def main_language(results: Iterable[SegmentResult]) -> str | None:
+    """The language spoken longest, by segment duration; None if none is known."""
+    seconds: dict[str, float] = {}
+    for r in results:
+        if r.language:
+            seconds[r.language] = seconds.get(r.language, 0.0) + (r.end_s - r.start_s)
+    return max(seconds, key=lambda code: seconds[code]) if seconds else None

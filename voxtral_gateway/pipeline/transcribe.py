@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer, Task
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult
 from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
 
@@ -40,6 +41,13 @@ class DecodingOptions:
     language: str | None = None
     prompt: str | None = None
     temperature: float | None = None
+    task: Task = "transcribe"
+    detailed: bool = False
+    """The response reports per-segment language and statistics (verbose_json)."""
+
+
+LanguageDetection = Callable[[np.ndarray], Awaitable[str | None]]
+"""Audio -> ISO-639-1 code of the language spoken (pipeline/language.py)."""
 
 
 async def transcribe_segments(
@@ -50,6 +58,7 @@ async def transcribe_segments(
     options: DecodingOptions,
     per_request_limit: int,
     global_slots: asyncio.Semaphore,
+    detect_language: LanguageDetection | None = None,
 ) -> AsyncIterator[SegmentResult]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
@@ -57,12 +66,12 @@ async def transcribe_segments(
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
-            text = await transcribe_samples(
+            answer = await transcribe_samples(
                 segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
             )
+            return await segment_result(segment, answer, options, detect_language)
         finally:
             request_slots.release()
-        return SegmentResult(segment.index, segment.start_s, segment.end_s, text)
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
@@ -93,19 +102,45 @@ async def transcribe_samples(
     budget: TokenBudget,
     options: DecodingOptions,
     global_slots: asyncio.Semaphore,
-) -> str:
+) -> EngineAnswer:
     """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
     async with global_slots:
-        text = await upstream.transcribe(
+        return await upstream.transcribe(
             UpstreamRequest(
                 samples=samples,
                 max_output_tokens=budget.for_duration(len(samples) / SAMPLE_RATE_HZ),
                 language=options.language,
                 prompt=options.prompt,
                 temperature=options.temperature,
+                task=options.task,
+                detailed=options.detailed,
             )
         )
-    return text.strip()
+
+
+async def segment_result(
+    segment: Segment,
+    answer: EngineAnswer,
+    options: DecodingOptions,
+    detect_language: LanguageDetection | None,
+) -> SegmentResult:
+    """The segment's record: the engine's text and statistics, its language (the client's,
+    else the engine's, else the detector's, asked only when the response reports it) and
+    VAD's view of how much of it is speech."""
+    language = options.language or answer.language
+    if language is None and options.detailed and detect_language is not None:
+        language = await detect_language(segment.samples)
+    return SegmentResult(
+        segment.index,
+        segment.start_s,
+        segment.end_s,
+        answer.text.strip(),
+        language=language,
+        temperature=answer.temperature,
+        avg_logprob=answer.avg_logprob,
+        tokens=answer.tokens,
+        no_speech_prob=None if segment.speech_prob is None else 1.0 - segment.speech_prob,
+    )
 
 
 async def _async(items: Iterable[Segment]) -> AsyncIterator[Segment]:

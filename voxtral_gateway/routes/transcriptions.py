@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import RuntimeDep, SettingsDep
+from voxtral_gateway.engine_calls import Task
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event, error_event
 from voxtral_gateway.pipeline.ingest import read_transcription_request
@@ -23,21 +24,25 @@ from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
 from voxtral_gateway.runtime import PreparedAudio, Runtime, TranscriptionOptions
+from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 T = TypeVar("T")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 413, 429, 500, 502, 503, 504)
 }
 
 
-def _request_body_schema() -> dict[str, Any]:
-    """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them)."""
+def request_body_schema(exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them),
+    without the `exclude`d fields."""
     # Inline pydantic's `$defs`: a `#/$defs/...` ref inside an operation dangles in the OpenAPI
     # document (its root has no `$defs`), and schema-driven clients and fuzzers drop the body.
     fields = _inline_refs(TranscriptionRequest.model_json_schema())
+    for name in exclude:
+        fields["properties"].pop(name, None)
     multipart = {
         **fields,
         "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
@@ -99,25 +104,37 @@ def server_timing(phases: dict[str, float]) -> str:
     return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in phases.items())
 
 
-def options_from(params: TranscriptionRequest, use_vad_default: bool) -> TranscriptionOptions:
+def options_from(
+    params: TranscriptionRequest, use_vad_default: bool, task: Task = "transcribe"
+) -> TranscriptionOptions:
     return TranscriptionOptions(
         language=params.language,
         prompt=params.prompt,
         temperature=params.temperature,
         use_vad=use_vad_default if params.vad_filter is None else params.vad_filter,
         vad_overrides=params.vad_overrides() or None,
+        task=task,
+        detailed=params.response_format == "verbose_json",
     )
 
 
 @router.post(
     "/v1/audio/transcriptions",
-    responses=_ERRORS,
-    openapi_extra=_request_body_schema(),
+    responses=ERROR_RESPONSES,
+    openapi_extra=request_body_schema(),
     response_model=None,
 )
 async def create_transcription(
     request: Request, runtime: RuntimeDep, settings: SettingsDep
 ) -> Response:
+    return await handle_audio_request(request, runtime, settings, task="transcribe")
+
+
+async def handle_audio_request(
+    request: Request, runtime: Runtime, settings: Settings, *, task: Task
+) -> Response:
+    """One audio request, transcription or translation: the same ingestion, limits, VAD
+    fan-out and streaming; `task` only changes what the engine is asked."""
     started = time.perf_counter()
     metrics = runtime.metrics
     response_format = "json"
@@ -128,11 +145,11 @@ async def create_transcription(
         # Admission comes first: an overloaded gateway answers 429 before reading the body.
         ticket = runtime.admission.admit()
         metrics.in_flight_requests.inc()
-        ingested = await read_transcription_request(request, settings)
+        ingested = await read_transcription_request(request, settings, task=task)
         read_s = time.perf_counter() - started
         params = ingested.params
         response_format = params.response_format
-        options = options_from(params, settings.vad.enabled)
+        options = await runtime.checked(options_from(params, settings.vad.enabled, task))
         prepared = await runtime.prepare(ingested.source, options, ticket.add_batch)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
