@@ -88,9 +88,12 @@ def build_call(
                 "temperature": used_temperature,
             },
         )
+    verbose = detailed and family == "whisper"
+    if verbose:
+        max_output_tokens += timestamp_headroom(max_output_tokens)
     form = {
         "model": model,
-        "response_format": "verbose_json" if detailed and family == "whisper" else "json",
+        "response_format": "verbose_json" if verbose else "json",
         "max_completion_tokens": str(max_output_tokens),
         "temperature": str(used_temperature),
     }
@@ -100,6 +103,12 @@ def build_call(
         form["prompt"] = prompt
     path = "/v1/audio/translations" if task == "translate" else "/v1/audio/transcriptions"
     return EngineCall(path, form=form)
+
+
+def timestamp_headroom(text_tokens: int) -> int:
+    """Extra tokens for Whisper's timestamps in verbose_json: a pair per timed segment. Cut
+    short, vLLM drops the unfinished segment's text, so the budget must cover them."""
+    return 4 + text_tokens // 4
 
 
 def parse_answer(call: EngineCall, payload: bytes) -> EngineAnswer:

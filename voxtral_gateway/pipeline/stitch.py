@@ -50,7 +50,8 @@ def stitch(
         text=join_texts(r.text for r in kept),
         segments=kept,
         duration_s=duration_s,
-        language=language or main_language(kept),
+        # All results: a segment with no words may still have told its language.
+        language=language or main_language(ordered),
         task=task,
     )
 
