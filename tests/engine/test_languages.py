@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +214,30 @@ def test_voxtral_translates_in_instruct_mode_through_chat_completions(
     assert chats[0]["max_tokens"] == 4
     assert result.task == "translate" and result.segments
     assert not [path for path, _ in proxy.calls if path.startswith("/v1/audio/")]
+
+
+def test_cli_translate_streams_english_text(base_gateway, clips) -> None:
+    cli = str(Path(sys.executable).parent / "voxtral-gateway")
+    done = subprocess.run(
+        [cli, "translate", str(clips["de"]), "--server", base_gateway.base_url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert "train" in done.stdout and "segments" in done.stderr  # the streamed progress bar
+
+
+def test_voxtral_reports_the_language_from_the_gateway_detector(
+    voxtral_engine, gateway_factory, clips
+) -> None:
+    gateway = gateway_factory(
+        upstream_urls=[voxtral_engine.base_url],
+        max_output_tokens=4,
+        language_detector_model="base",
+    )
+    result = _client(gateway).audio.transcriptions.create(
+        model="w", file=clips["es"].open("rb"), response_format="verbose_json"
+    )
+    assert result.language == "es"
+    assert result.segments[0].model_extra["language"] == "es"

