@@ -1,4 +1,5 @@
-"""`voxtral-gateway serve` runs the gateway; `voxtral-gateway transcribe` is a client for it."""
+"""`voxtral-gateway serve` runs the gateway; `voxtral-gateway transcribe` and `translate`
+(English text) are clients for it."""
 
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ def _is_remote(source: str) -> bool:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    is_mistral = args.dialect == "mistral"
+    # translate has no dialect or language option: OpenAI's translations only.
+    is_mistral = getattr(args, "dialect", "openai") == "mistral"
+    endpoint = "translations" if args.command == "translate" else "transcriptions"
     prefix = "/mistral" if is_mistral else ""
-    url = args.server.rstrip("/") + prefix + "/v1/audio/transcriptions"
+    url = args.server.rstrip("/") + prefix + f"/v1/audio/{endpoint}"
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     fields: dict[str, str] = {"model": args.model, "response_format": args.format}
     if is_mistral:
@@ -44,7 +47,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             return 2
         # Mistral's body (text, segments, usage) is its json; it has no response_format.
         fields = {"model": args.model, "timestamp_granularities": "segment"}
-    if args.language:
+    if getattr(args, "language", None):
         fields["language"] = args.language
     files = None
     if _is_remote(args.source):
@@ -112,25 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="processes sharing the port")
     serve.set_defaults(handler=_serve)
-    client = commands.add_parser("transcribe", help="transcribe a file or URL through a gateway")
-    client.add_argument("source", help="audio file path or https URL")
-    client.add_argument("--server", default="http://127.0.0.1:8001")
-    client.add_argument(
-        "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]
-    )
-    client.add_argument("--model", default="voxtral")
-    client.add_argument(
-        "--dialect",
-        default="openai",
-        choices=["openai", "mistral"],
-        help="mistral: Mistral's request and response (json: text, segments, token usage)",
-    )
-    client.add_argument("--language")
-    client.add_argument("--api-key")
-    client.add_argument("--output", "-o", help="write here instead of stdout")
-    client.add_argument("--timeout", type=float, default=3600.0, help="seconds")
-    client.add_argument("--no-progress", action="store_true")
-    client.set_defaults(handler=_transcribe)
+    for name, help_text in (
+        ("transcribe", "transcribe a file or URL through a gateway"),
+        ("translate", "translate a file or URL into English text through a gateway"),
+    ):
+        client = commands.add_parser(name, help=help_text)
+        client.add_argument("source", help="audio file path or https URL")
+        client.add_argument("--server", default="http://127.0.0.1:8001")
+        client.add_argument(
+            "--format", default="text", choices=["json", "text", "srt", "vtt", "verbose_json"]
+        )
+        client.add_argument("--model", default="voxtral")
+        if name == "transcribe":
+            client.add_argument(
+                "--dialect",
+                default="openai",
+                choices=["openai", "mistral"],
+                help="mistral: Mistral's request and response (json: text, segments, token usage)",
+            )
+            client.add_argument("--language")
+        client.add_argument("--api-key")
+        client.add_argument("--output", "-o", help="write here instead of stdout")
+        client.add_argument("--timeout", type=float, default=3600.0, help="seconds")
+        client.add_argument("--no-progress", action="store_true")
+        client.set_defaults(handler=_transcribe)
     return parser
 
 

@@ -11,11 +11,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
+from voxtral_gateway.pipeline.language import WhisperLanguageDetector, load_language_detector
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
 from voxtral_gateway.readiness import Readiness
 from voxtral_gateway.service import TranscriptionService
@@ -23,6 +25,9 @@ from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
+
+# Where a packaged CTranslate2 model (the language detector's `base`) is assembled once.
+MODEL_CACHE_DIR = Path.home() / ".cache" / "voxtral-gateway"
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Runtime:
     segment_slots: asyncio.Semaphore
     admission: Admission
     readiness: Readiness
+    language_detector: WhisperLanguageDetector | None = None
+    """Detects the spoken language where the engine cannot (settings.language_detector_model)."""
     service: TranscriptionService = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +88,9 @@ async def open_runtime(
             segment_slots=asyncio.Semaphore(settings.max_segments_in_flight),
             admission=admission,
             readiness=Readiness(upstream),
+            language_detector=await asyncio.to_thread(
+                load_language_detector, settings.language_detector_model, MODEL_CACHE_DIR
+            ),
         )
     finally:
         if owns_client:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer, Task
+from voxtral_gateway.languages import supported_languages, validate_language
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.events import delta_payload, done_payload
 from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip, cancel_unawaited
@@ -44,12 +46,13 @@ from voxtral_gateway.pipeline.stream import (
 )
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
+    LanguageDetection,
     TokenBudget,
+    segment_result,
     transcribe_samples,
     transcribe_segments,
 )
 from voxtral_gateway.protocol import TranscriptionRequest
-from voxtral_gateway.upstream import EngineAnswer
 
 if TYPE_CHECKING:
     from voxtral_gateway.runtime import Runtime
@@ -66,6 +69,11 @@ class TranscriptionOptions:
     vad_overrides: dict[str, float | int] | None = None
     count_tokens: bool = False
     """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
+    task: Task = "transcribe"
+    """`translate`: English text whatever was spoken."""
+    detailed: bool = False
+    """The response reports the detected language and per-segment statistics (verbose_json,
+    Mistral's `language`)."""
 
 
 class PreparedAudio:
@@ -130,15 +138,29 @@ class TranscriptionService:
 
     # --- requests in ---------------------------------------------------------------------
 
-    def options_for(self, request: TranscriptionRequest) -> TranscriptionOptions:
-        """The one conversion of a validated request into per-request options."""
+    async def options_for(
+        self, request: TranscriptionRequest, task: Task = "transcribe"
+    ) -> TranscriptionOptions:
+        """The one conversion of a validated request into per-request options (400 for a
+        language the served model lacks)."""
         return TranscriptionOptions(
-            language=request.language,
+            language=await self.checked_language(request.language),
             prompt=request.prompt,
             temperature=request.temperature,
             use_vad=self.settings.vad.enabled if request.vad_filter is None else request.vad_filter,
             vad_overrides=request.vad_overrides() or None,
+            task=task,
+            detailed=request.response_format == "verbose_json",
         )
+
+    async def checked_language(self, language: str | None) -> str | None:
+        """`language` checked against the served model's languages (400 if not supported) and
+        normalised to what the engine expects (`pt-BR` -> `pt`); every door checks with this."""
+        if not language:
+            return None
+        family = await self._runtime.upstream.family()
+        supported = supported_languages(family, self.settings.languages)
+        return validate_language(language, supported)
 
     async def audio_source(
         self,
@@ -159,14 +181,19 @@ class TranscriptionService:
             options.prompt,
             options.temperature,
             options.count_tokens,
+            task=options.task,
+            detailed=options.detailed,
         )
 
     def budget(self) -> TokenBudget:
         s = self.settings
         return TokenBudget(s.tokens_per_audio_second, s.min_output_tokens, s.max_output_tokens)
 
-    def language_for(self, options: TranscriptionOptions) -> str:
-        return options.language or self.settings.default_language or self.settings.reported_language
+    def language_for(self, options: TranscriptionOptions) -> str | None:
+        """The language the client (or the operator's default) fixed; None: detected per segment."""
+        if options.task == "translate":
+            return None  # the source language, detected; the text is English
+        return options.language or self.settings.default_language
 
     # --- decode and segment --------------------------------------------------------------
 
@@ -251,22 +278,35 @@ class TranscriptionService:
         self, prepared: PreparedAudio, options: TranscriptionOptions
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order; cancelling the iteration cancels the upstream calls."""
+        decoding = self.decoding(options)
         if prepared.speculative_answer is not None:
-            return _speculative_result(prepared, prepared.speculative_answer)
+            return _speculative_result(
+                prepared, prepared.speculative_answer, decoding, self._detect_language()
+            )
         runtime = self._runtime
         return transcribe_segments(
             prepared.segments(),
             runtime.upstream,
             budget=self.budget(),
-            options=self.decoding(options),
+            options=decoding,
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=runtime.segment_slots,
+            detect_language=self._detect_language(),
         )
+
+    def _detect_language(self) -> LanguageDetection | None:
+        detector = self._runtime.language_detector
+        return detector.detect_async if detector else None
 
     def finish(
         self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
     ) -> Transcript:
-        return stitch(results, duration_s=prepared.duration_s, language=self.language_for(options))
+        return stitch(
+            results,
+            duration_s=prepared.duration_s,
+            language=self.language_for(options),
+            task=options.task,
+        )
 
     async def collect(
         self,
@@ -330,11 +370,11 @@ class TranscriptionService:
 
 
 async def _speculative_result(
-    prepared: PreparedAudio, call: asyncio.Task[EngineAnswer]
+    prepared: PreparedAudio,
+    call: asyncio.Task[EngineAnswer],
+    options: DecodingOptions,
+    detect_language: LanguageDetection | None,
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        answer = await call
-        yield SegmentResult(
-            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
-        )
+        yield await segment_result(segment, await call, options, detect_language)

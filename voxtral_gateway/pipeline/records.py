@@ -40,6 +40,8 @@ class Segment:
     start_s: float
     end_s: float
     samples: np.ndarray
+    speech_prob: float | None = None
+    """Mean VAD speech probability (0-1) over the segment's frames; None without VAD."""
 
     @property
     def duration_s(self) -> float:
@@ -62,7 +64,7 @@ class TokenUsage:
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What the engine said for one segment."""
+    """What the engine said for one segment, and what is known about how it said it."""
 
     index: int
     start_s: float
@@ -70,6 +72,16 @@ class SegmentResult:
     text: str
     usage: TokenUsage | None = None
     """The engine's token counts for this segment's call; None when they were not asked for."""
+    language: str | None = None
+    """Language spoken (ISO-639-1): the client's, the engine's detection, or the detector's."""
+    temperature: float | None = None
+    """Sampling temperature the engine used."""
+    avg_logprob: float | None = None
+    """Mean log probability of the output tokens, when the engine reports them."""
+    tokens: tuple[int, ...] | None = None
+    """Output token ids, when the engine reports them."""
+    no_speech_prob: float | None = None
+    """1 - the mean VAD speech probability over the segment; None without VAD."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,9 @@ class Transcript:
     text: str
     segments: tuple[SegmentResult, ...]
     duration_s: float
-    language: str
+    language: str | None
+    """Given or detected language of most of the speech; None when nothing could tell."""
     usage: TokenUsage | None = None
     """Token counts summed over every engine call (empty segments too); None if not counted."""
+    task: str = "transcribe"
+    """`transcribe` or `translate` (English text)."""

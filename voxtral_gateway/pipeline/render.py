@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
-from voxtral_gateway.pipeline.records import Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.protocol import ResponseFormat
 
 MEDIA_TYPES: dict[ResponseFormat, str] = {
@@ -51,29 +52,46 @@ def render_vtt(transcript: Transcript) -> str:
 
 
 def render_verbose_json(transcript: Transcript) -> dict[str, Any]:
-    """OpenAI's `TranscriptionVerbose`; per-token statistics are not available from the engine."""
-    return {
-        "task": "transcribe",
-        "language": transcript.language,
-        "duration": round(transcript.duration_s, 3),
-        "text": transcript.text,
-        "segments": [
-            {
-                "id": number,
-                "seek": round(s.start_s * 100),
-                "start": round(s.start_s, 3),
-                "end": round(s.end_s, 3),
-                "text": s.text,
-                "tokens": [],
-                "temperature": 0.0,
-                "avg_logprob": 0.0,
-                "compression_ratio": 0.0,
-                "no_speech_prob": 0.0,
-            }
-            for number, s in enumerate(transcript.segments)
-        ],
-        "usage": usage(transcript),
+    """OpenAI's `TranscriptionVerbose` (or `TranslationVerbose`), measurements only: a field
+    nothing measured for this request (the language without a detector, token statistics from
+    an engine that does not report them, no_speech_prob without VAD) is left out, never 0.0."""
+    body: dict[str, Any] = {"task": transcript.task}
+    if transcript.language:
+        body["language"] = transcript.language
+    body.update(
+        duration=round(transcript.duration_s, 3),
+        text=transcript.text,
+        segments=[_verbose_segment(number, s) for number, s in enumerate(transcript.segments)],
+    )
+    if transcript.task == "transcribe":
+        body["usage"] = usage(transcript)
+    return body
+
+
+def _verbose_segment(number: int, s: SegmentResult) -> dict[str, Any]:
+    segment: dict[str, Any] = {
+        "id": number,
+        "seek": round(s.start_s * 100),
+        "start": round(s.start_s, 3),
+        "end": round(s.end_s, 3),
+        "text": s.text,
+        "compression_ratio": compression_ratio(s.text),
     }
+    optional = {
+        "language": s.language,
+        "tokens": list(s.tokens) if s.tokens is not None else None,
+        "temperature": s.temperature,
+        "avg_logprob": s.avg_logprob,
+        "no_speech_prob": None if s.no_speech_prob is None else round(s.no_speech_prob, 4),
+    }
+    segment.update({key: value for key, value in optional.items() if value is not None})
+    return segment
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition gauge: UTF-8 length over zlib-compressed length (high = looping)."""
+    raw = text.encode("utf-8")
+    return round(len(raw) / len(zlib.compress(raw)), 4) if raw else 0.0
 
 
 def render_transcript(
@@ -81,6 +99,8 @@ def render_transcript(
 ) -> str | dict[str, Any]:
     """The response body: a dict for the JSON formats, text for the rest."""
     match response_format:
+        case "json" if transcript.task == "translate":
+            return {"text": transcript.text}  # OpenAI's Translation: no usage
         case "json":
             return {"text": transcript.text, "usage": usage(transcript)}
         case "verbose_json":

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer, Task
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult
-from voxtral_gateway.upstream import EngineAnswer, UpstreamPool, UpstreamRequest
+from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class DecodingOptions:
     temperature: float | None = None
     count_tokens: bool = False
     """Have the engine report token counts (each SegmentResult then carries `usage`)."""
+    task: Task = "transcribe"
+    detailed: bool = False
+    """The response reports per-segment language and statistics (verbose_json)."""
+
+
+LanguageDetection = Callable[[np.ndarray], Awaitable[str | None]]
+"""Audio -> ISO-639-1 code of the language spoken (pipeline/language.py)."""
 
 
 async def transcribe_segments(
@@ -52,6 +60,7 @@ async def transcribe_segments(
     options: DecodingOptions,
     per_request_limit: int,
     global_slots: asyncio.Semaphore,
+    detect_language: LanguageDetection | None = None,
 ) -> AsyncIterator[SegmentResult]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
@@ -62,11 +71,9 @@ async def transcribe_segments(
             answer = await transcribe_samples(
                 segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
             )
+            return await segment_result(segment, answer, options, detect_language)
         finally:
             request_slots.release()
-        return SegmentResult(
-            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
-        )
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
@@ -100,7 +107,7 @@ async def transcribe_samples(
 ) -> EngineAnswer:
     """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
     async with global_slots:
-        answer = await upstream.answer(
+        return await upstream.answer(
             UpstreamRequest(
                 samples=samples,
                 max_output_tokens=budget.for_duration(len(samples) / SAMPLE_RATE_HZ),
@@ -108,9 +115,36 @@ async def transcribe_samples(
                 prompt=options.prompt,
                 temperature=options.temperature,
                 count_tokens=options.count_tokens,
+                task=options.task,
+                detailed=options.detailed,
             )
         )
-    return EngineAnswer(answer.text.strip(), answer.usage)
+
+
+async def segment_result(
+    segment: Segment,
+    answer: EngineAnswer,
+    options: DecodingOptions,
+    detect_language: LanguageDetection | None,
+) -> SegmentResult:
+    """The segment's record: the engine's text and statistics, its language (the client's,
+    else the engine's, else the detector's, asked only when the response reports it) and
+    VAD's view of how much of it is speech."""
+    language = options.language or answer.language
+    if language is None and options.detailed and detect_language is not None:
+        language = await detect_language(segment.samples)
+    return SegmentResult(
+        segment.index,
+        segment.start_s,
+        segment.end_s,
+        answer.text.strip(),
+        answer.usage,
+        language=language,
+        temperature=answer.temperature,
+        avg_logprob=answer.avg_logprob,
+        tokens=answer.tokens,
+        no_speech_prob=None if segment.speech_prob is None else 1.0 - segment.speech_prob,
+    )
 
 
 async def _async(items: Iterable[Segment]) -> AsyncIterator[Segment]:
