@@ -18,6 +18,7 @@ import pytest
 import srt
 import webvtt
 from aiohttp import web
+from mistralai.client import Mistral
 
 from bench.corpus import write_wav
 from bench.multilingual import speak, utterances
@@ -99,6 +100,28 @@ def test_verbose_json_fields_are_measurements_not_placeholders(base_gateway, cli
         assert getattr(first, field) != getattr(second, field), field
     assert first.avg_logprob < 0 and 0 <= first.no_speech_prob < 0.5
     assert len(first.tokens) >= 5
+
+
+def test_mistral_sdk_reports_the_detected_language_as_verbose_json_does(
+    base_gateway, clips
+) -> None:
+    """Mistral's `language` (and its stream's `transcription.language`) is the language heard,
+    not the client's or a default, with the engine's token usage still counted."""
+    client = Mistral(api_key="x", server_url=f"{base_gateway.base_url}/mistral")
+    clip = clips["de"]
+    response = client.audio.transcriptions.complete(
+        model="m", file={"file_name": clip.name, "content": clip.read_bytes()}
+    )
+    assert response.language == "de", response.text
+    assert response.usage.completion_tokens > 0
+    events = list(
+        client.audio.transcriptions.stream(
+            model="m", file={"file_name": clip.name, "content": clips["es"].read_bytes()}
+        )
+    )
+    kinds = [e.event for e in events]
+    assert kinds[0] == "transcription.language" and events[0].data.audio_language == "es"
+    assert kinds[-1] == "transcription.done" and events[-1].data.language == "es"
 
 
 def test_a_language_the_model_lacks_is_a_400_naming_it(base_gateway, clips) -> None:
