@@ -9,6 +9,7 @@ import pytest
 from voxtral_gateway.engine_calls import (
     MalformedAnswerError,
     build_call,
+    language_probe_call,
     parse_answer,
     timestamp_headroom,
 )
@@ -25,6 +26,29 @@ def test_whisper_translate_uses_the_translations_endpoint_without_a_language() -
     assert call.path == "/v1/audio/translations"
     assert call.form is not None and "language" not in call.form
     assert call.form["temperature"] == "0.0"  # vLLM's default, sent so it is known
+
+
+def test_counted_tokens_stream_json_and_the_language_comes_from_a_one_token_probe() -> None:
+    """vLLM counts tokens only when streaming, and verbose_json (the detected language) does not
+    stream: a counted detailed call streams json; the language is a separate one-token call."""
+    call = build_call(
+        "whisper",
+        task="transcribe",
+        language=None,
+        temperature=0.2,
+        detailed=True,
+        count_tokens=True,
+        **CALL,
+    )
+    assert call.streamed and call.temperature == 0.2
+    assert call.form is not None and call.form["response_format"] == "json"
+    assert call.form["stream_include_usage"] == "true"
+    probe = language_probe_call("m")
+    assert not probe.streamed and probe.path == "/v1/audio/transcriptions"
+    assert probe.form is not None and probe.form["response_format"] == "verbose_json"
+    assert probe.form["max_completion_tokens"] == "1"
+    answer = parse_answer(probe, json.dumps({"text": "Hallo", "language": "de"}).encode())
+    assert answer.language == "de"
 
 
 def test_whisper_verbose_asks_for_timestamps_room_and_reads_the_language() -> None:

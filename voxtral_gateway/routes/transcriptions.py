@@ -1,4 +1,7 @@
-"""POST /v1/audio/transcriptions: parse -> pipeline -> render. No audio maths here."""
+"""POST /v1/audio/transcriptions: parse -> service -> render. No audio maths here.
+
+`handle_audio_request` also serves /v1/audio/translations (routes/translations.py) with
+`task="translate"`, a TranscriptionService option."""
 
 from __future__ import annotations
 
