@@ -131,8 +131,9 @@ class Worker:
         try:
             request = parse_job_input(job.get("input"))
             service = (await self.runtime()).service
+            # Options first: a language the model lacks is a 400 before any audio is fetched.
+            options = await service.options_for(request)
             source = await service.audio_source(file_url=request.file_url, audio=request.audio)
-            options = service.options_for(request)
             if request.stream:
                 prepared = await service.prepare(source, options)
                 try:

@@ -21,7 +21,7 @@ from voxtral_gateway.mistral import routes as mistral_routes
 from voxtral_gateway.pipeline.vad import SpeechDetector
 from voxtral_gateway.ratelimit import RateLimiter
 from voxtral_gateway.realtime.router import router as realtime_router
-from voxtral_gateway.routes import health, transcriptions
+from voxtral_gateway.routes import health, transcriptions, translations
 from voxtral_gateway.runtime import open_runtime
 from voxtral_gateway.settings import Settings
 
@@ -51,6 +51,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(transcriptions.router)
     app.include_router(mistral_routes.router)  # Mistral's dialect under /mistral (its server_url)
+    app.include_router(translations.router)
     app.include_router(health.router)
     app.include_router(realtime_router)  # /v1/realtime WebSocket and the browser page at /
     if settings.admin_port is None:

@@ -1,4 +1,5 @@
-"""`voxtral-gateway serve` runs the gateway; `voxtral-gateway transcribe` is a client for it."""
+"""`voxtral-gateway serve` runs the gateway; `voxtral-gateway transcribe` and `translate`
+(English text) are clients for it."""
 
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ def _is_remote(source: str) -> bool:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    is_mistral = args.dialect == "mistral"
+    # translate has no dialect or language option: OpenAI's translations only.
+    is_mistral = getattr(args, "dialect", "openai") == "mistral"
+    endpoint = "translations" if args.command == "translate" else "transcriptions"
     prefix = "/mistral" if is_mistral else ""
-    url = args.server.rstrip("/") + prefix + "/v1/audio/transcriptions"
+    url = args.server.rstrip("/") + prefix + f"/v1/audio/{endpoint}"
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     fields: dict[str, str] = {"model": args.model, "response_format": args.format}
     if is_mistral:
@@ -44,13 +47,14 @@ def _transcribe(args: argparse.Namespace) -> int:
             return 2
         # Mistral's body (text, segments, usage) is its json; it has no response_format.
         fields = {"model": args.model, "timestamp_granularities": "segment"}
-    if args.language:
+    if getattr(args, "language", None):
         fields["language"] = args.language
-    if args.speakers:
+    if getattr(args, "speakers", False):
         fields["diarize" if is_mistral else "speakers"] = "true"
-    if args.words and is_mistral:
+    words = getattr(args, "words", False)
+    if words and is_mistral:
         fields["timestamp_granularities"] = "word"  # Mistral's segments: one chunk per word
-    elif args.words:
+    elif words:
         # Word timings travel in verbose_json; srt/vtt then get word-timed cues (or a 400).
         if args.format in ("json", "text"):
             fields["response_format"] = "verbose_json"
@@ -66,12 +70,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         files = {"file": (path.name, path.read_bytes())}
     timeout = httpx.Timeout(args.timeout, connect=10.0)
     # Streaming gives a live progress bar; the subtitle formats need the whole answer at once.
-    if (
-        args.format in ("json", "text")
-        and not args.no_progress
-        and not is_mistral
-        and not args.words
-    ):
+    if args.format in ("json", "text") and not args.no_progress and not is_mistral and not words:
         text, segments = _stream_with_progress(url, fields, files, headers, timeout)
         if args.format == "json":
             output = json.dumps({"text": text, **({"segments": segments} if segments else {})})
@@ -136,38 +135,45 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="processes sharing the port")
     serve.set_defaults(handler=_serve)
-    client = commands.add_parser("transcribe", help="transcribe a file or URL through a gateway")
-    client.add_argument("source", help="audio file path or https URL")
-    client.add_argument("--server", default="http://127.0.0.1:8001")
-    client.add_argument(
-        "--format",
-        default="text",
-        choices=["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
-    )
-    client.add_argument("--model", default="voxtral")
-    client.add_argument(
-        "--dialect",
-        default="openai",
-        choices=["openai", "mistral"],
-        help="mistral: Mistral's request and response (json: text, segments, token usage)",
-    )
-    client.add_argument("--language")
-    client.add_argument("--api-key")
-    client.add_argument("--output", "-o", help="write here instead of stdout")
-    client.add_argument("--timeout", type=float, default=3600.0, help="seconds")
-    client.add_argument("--no-progress", action="store_true")
-    client.add_argument(
-        "--speakers",
-        action="store_true",
-        help="label who spoke (server needs the [speakers] extra); shown as segments complete",
-    )
-    client.add_argument(
-        "--words",
-        action="store_true",
-        help="word timestamps (verbose_json words; word-timed srt/vtt cues); needs the "
-        "gateway's align extra",
-    )
-    client.set_defaults(handler=_transcribe)
+    for name, help_text in (
+        ("transcribe", "transcribe a file or URL through a gateway"),
+        ("translate", "translate a file or URL into English text through a gateway"),
+    ):
+        client = commands.add_parser(name, help=help_text)
+        client.add_argument("source", help="audio file path or https URL")
+        client.add_argument("--server", default="http://127.0.0.1:8001")
+        client.add_argument(
+            "--format",
+            default="text",
+            choices=["json", "text", "srt", "vtt", "verbose_json"]
+            + (["diarized_json"] if name == "transcribe" else []),
+        )
+        client.add_argument("--model", default="voxtral")
+        if name == "transcribe":
+            client.add_argument(
+                "--dialect",
+                default="openai",
+                choices=["openai", "mistral"],
+                help="mistral: Mistral's request and response (json: text, segments, token usage)",
+            )
+            client.add_argument("--language")
+            client.add_argument(
+                "--speakers",
+                action="store_true",
+                help="label who spoke (server needs the [speakers] extra); shown as segments "
+                "complete",
+            )
+            client.add_argument(
+                "--words",
+                action="store_true",
+                help="word timestamps (verbose_json words; word-timed srt/vtt cues); needs the "
+                "gateway's align extra",
+            )
+        client.add_argument("--api-key")
+        client.add_argument("--output", "-o", help="write here instead of stdout")
+        client.add_argument("--timeout", type=float, default=3600.0, help="seconds")
+        client.add_argument("--no-progress", action="store_true")
+        client.set_defaults(handler=_transcribe)
     return parser
 
 

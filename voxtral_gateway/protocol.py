@@ -188,6 +188,12 @@ class TranscriptionRequest(BaseModel):
         return {}
 
 
+TRANSCRIPTION_ONLY_FIELDS = frozenset({"language", "include", "timestamp_granularities"})
+"""Parameters /v1/audio/translations does not take (OpenAI's createTranslation): the rest of
+TranscriptionRequest is shared. https://platform.openai.com/docs/api-reference/audio/createTranslation
+"""
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"

@@ -17,6 +17,7 @@ import aiohttp
 
 from voxtral_gateway.admission import Admission
 from voxtral_gateway.metrics import Metrics
+from voxtral_gateway.pipeline.language import WhisperLanguageDetector, load_language_detector
 from voxtral_gateway.pipeline.speaker_encoder import check_backend
 from voxtral_gateway.pipeline.speakers import SpeakerStage
 from voxtral_gateway.pipeline.vad import SpeechDetector, load_detector
@@ -27,6 +28,8 @@ from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
+
+# Where a packaged CTranslate2 model (the language detector's `base`) is assembled once.
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Runtime:
     segment_slots: asyncio.Semaphore
     admission: Admission
     readiness: Readiness
+    language_detector: WhisperLanguageDetector | None = None
+    """Detects the spoken language where the engine cannot (settings.language_detector_model)."""
     speaker_stage: SpeakerStage | None = None
     """The speaker encoder's workers (pipeline/speakers.py); None with backend `off`."""
     aligner: OnDemandAligner = field(init=False)
@@ -93,6 +98,11 @@ async def open_runtime(
             admission=admission,
             readiness=Readiness(upstream),
             speaker_stage=speaker_stage,
+            language_detector=await asyncio.to_thread(
+                load_language_detector,
+                settings.language_detector_model,
+                settings.align.cache_dir.expanduser(),
+            ),
         )
     finally:
         if speaker_stage is not None:

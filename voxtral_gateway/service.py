@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer, Task
+from voxtral_gateway.languages import supported_languages, validate_language
 from voxtral_gateway.pipeline.cues import CueLimits
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.events import delta_payload, done_payload
@@ -39,7 +41,7 @@ from voxtral_gateway.pipeline.records import (
 from voxtral_gateway.pipeline.render import diarized_segment, render_transcript
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
-from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerTrack
+from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerTrack, read_speaker_request
 from voxtral_gateway.pipeline.stitch import clean_text, stitch
 from voxtral_gateway.pipeline.stream import (
     ChunkSegments,
@@ -50,14 +52,15 @@ from voxtral_gateway.pipeline.stream import (
 )
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
+    LanguageDetection,
     TokenBudget,
     WordTimer,
+    segment_result,
     transcribe_samples,
     transcribe_segments,
 )
 from voxtral_gateway.pipeline.word_timing import with_word_timing
 from voxtral_gateway.protocol import TranscriptionRequest
-from voxtral_gateway.upstream import EngineAnswer
 
 if TYPE_CHECKING:
     from voxtral_gateway.runtime import Runtime
@@ -80,6 +83,11 @@ class TranscriptionOptions:
     """Time every word (pipeline/align.py); needs the `align` extra."""
     max_segment_s: float | None = None
     """Shorter segments than the settings' (subtitle cues without word timings)."""
+    task: Task = "transcribe"
+    """`translate`: English text whatever was spoken."""
+    detailed: bool = False
+    """The response reports the detected language and per-segment statistics (verbose_json,
+    Mistral's `language`)."""
 
 
 class PreparedAudio:
@@ -151,14 +159,20 @@ class TranscriptionService:
 
     # --- requests in ---------------------------------------------------------------------
 
-    def options_for(self, request: TranscriptionRequest) -> TranscriptionOptions:
-        """The one conversion of a validated request into per-request options."""
+    async def options_for(
+        self, request: TranscriptionRequest, task: Task = "transcribe"
+    ) -> TranscriptionOptions:
+        """The one conversion of a validated request into per-request options (400 for a
+        language the served model lacks)."""
         options = TranscriptionOptions(
-            language=request.language,
+            language=await self.checked_language(request.language),
             prompt=request.prompt,
             temperature=request.temperature,
             use_vad=self.settings.vad.enabled if request.vad_filter is None else request.vad_filter,
             vad_overrides=request.vad_overrides() or None,
+            task=task,
+            detailed=request.response_format == "verbose_json",
+            speakers=await read_speaker_request(request, self.settings),
         )
         return with_word_timing(
             options,
@@ -166,6 +180,15 @@ class TranscriptionService:
             cues=request.response_format in ("srt", "vtt"),
             subtitles=self.settings.subtitles,
         )
+
+    async def checked_language(self, language: str | None) -> str | None:
+        """`language` checked against the served model's languages (400 if not supported) and
+        normalised to what the engine expects (`pt-BR` -> `pt`); every door checks with this."""
+        if not language:
+            return None
+        family = await self._runtime.upstream.family()
+        supported = supported_languages(family, self.settings.languages)
+        return validate_language(language, supported)
 
     async def audio_source(
         self,
@@ -186,14 +209,19 @@ class TranscriptionService:
             options.prompt,
             options.temperature,
             options.count_tokens,
+            task=options.task,
+            detailed=options.detailed,
         )
 
     def budget(self) -> TokenBudget:
         s = self.settings
         return TokenBudget(s.tokens_per_audio_second, s.min_output_tokens, s.max_output_tokens)
 
-    def language_for(self, options: TranscriptionOptions) -> str:
-        return options.language or self.settings.default_language or self.settings.reported_language
+    def language_for(self, options: TranscriptionOptions) -> str | None:
+        """The language the client (or the operator's default) fixed; None: detected per segment."""
+        if options.task == "translate":
+            return None  # the source language, detected; the text is English
+        return options.language or self.settings.default_language
 
     # --- decode and segment --------------------------------------------------------------
 
@@ -304,19 +332,31 @@ class TranscriptionService:
     ) -> AsyncIterator[SegmentResult]:
         """Results in file order (with timed words if asked); cancelling the iteration cancels
         the upstream calls."""
+        decoding = self.decoding(options)
         time_words = self._word_timer(prepared, options) if options.word_timestamps else None
         if prepared.speculative_answer is not None:
-            return _speculative_result(prepared, prepared.speculative_answer, time_words)
+            return _speculative_result(
+                prepared,
+                prepared.speculative_answer,
+                decoding,
+                self._detect_language(),
+                time_words,
+            )
         runtime = self._runtime
         return transcribe_segments(
             prepared.segments(),
             runtime.upstream,
             budget=self.budget(),
-            options=self.decoding(options),
+            options=decoding,
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=runtime.segment_slots,
+            detect_language=self._detect_language(),
             time_words=time_words,
         )
+
+    def _detect_language(self) -> LanguageDetection | None:
+        detector = self._runtime.language_detector
+        return detector.detect_async if detector else None
 
     def _word_timer(self, prepared: PreparedAudio, options: TranscriptionOptions) -> WordTimer:
         metrics = self._runtime.metrics
@@ -331,7 +371,12 @@ class TranscriptionService:
     def finish(
         self, prepared: PreparedAudio, results: list[SegmentResult], options: TranscriptionOptions
     ) -> Transcript:
-        return stitch(results, duration_s=prepared.duration_s, language=self.language_for(options))
+        return stitch(
+            results,
+            duration_s=prepared.duration_s,
+            language=self.language_for(options),
+            task=options.task,
+        )
 
     async def collect(
         self,
@@ -427,12 +472,12 @@ class TranscriptionService:
 
 
 async def _speculative_result(
-    prepared: PreparedAudio, call: asyncio.Task[EngineAnswer], time_words: WordTimer | None
+    prepared: PreparedAudio,
+    call: asyncio.Task[EngineAnswer],
+    options: DecodingOptions,
+    detect_language: LanguageDetection | None,
+    time_words: WordTimer | None,
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        answer = await call
-        words = await time_words(segment, answer.text) if time_words and answer.text else ()
-        yield SegmentResult(
-            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage, words
-        )
+        yield await segment_result(segment, await call, options, detect_language, time_words)

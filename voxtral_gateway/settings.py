@@ -273,12 +273,20 @@ class Settings(BaseSettings):
     """On SIGTERM: refuse new requests (503) and wait this long for in-flight ones (seconds)."""
     default_language: str | None = None
     """Language sent upstream when the client gives none (ISO-639-1); None lets the model choose."""
-    reported_language: str = "en"
-    """`language` reported in verbose_json when neither client nor settings name one."""
     context_bias: Literal["prompt", "unsupported"] = "unsupported"
     """How Mistral's `context_bias` terms reach the engine: `prompt` (Whisper engines: the
     terms become the decoder prompt) or `unsupported` (Voxtral on vLLM 0.32 builds its prompt
     without text context: terms are accepted and the response says they were not applied)."""
+    engine_family: Literal["whisper", "voxtral"] | None = None
+    """What the engines serve: `whisper` (detects the language itself, translates with its
+    translate task) or `voxtral` (translates in instruct mode; language from the detector);
+    None guesses from the served model's name (`*whisper*` is Whisper)."""
+    languages: list[str] = Field(default_factory=list)
+    """ISO-639-1 codes the served model accepts (e.g. `["en"]` for Whisper `*.en`); empty means
+    vLLM's list for the engine family. Any other `language` gets a 400."""
+    language_detector_model: str | None = None
+    """Folder of a multilingual Whisper in CTranslate2 form (e.g. `.cache/models/ct2-whisper-base`)
+    that detects the spoken language where the engine cannot (Voxtral); None: not detected."""
     vad: VadSettings = Field(default_factory=VadSettings)
     head_start: HeadStartSettings = Field(default_factory=HeadStartSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -19,11 +19,20 @@ import time
 import uuid
 import wave
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 import numpy as np
 
+from voxtral_gateway.engine_calls import (
+    EngineAnswer,
+    EngineCall,
+    MalformedAnswerError,
+    Task,
+    build_call,
+    language_probe_call,
+    parse_answer,
+)
 from voxtral_gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -31,6 +40,7 @@ from voxtral_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from voxtral_gateway.languages import EngineFamily, engine_family
 from voxtral_gateway.pipeline.pcm16 import to_pcm16
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, TokenUsage
 from voxtral_gateway.settings import Settings
@@ -57,14 +67,9 @@ class UpstreamRequest:
     temperature: float | None = None
     count_tokens: bool = False
     """Ask for token counts: vLLM reports them only when streaming (`stream_include_usage`)."""
-
-
-@dataclass(frozen=True)
-class EngineAnswer:
-    """One engine call's text, and its token counts when they were asked for."""
-
-    text: str
-    usage: TokenUsage | None = None
+    task: Task = "transcribe"
+    detailed: bool = False
+    """Ask for what verbose_json reports (detected language, token log probabilities)."""
 
 
 @dataclass
@@ -139,12 +144,19 @@ class UpstreamPool:
             engine.model = models[0]["id"]
         return engine.model
 
+    async def family(self) -> EngineFamily:
+        """Whisper or Voxtral: configured, or guessed from the first engine's model name."""
+        if self.settings.engine_family is not None:
+            return self.settings.engine_family
+        return engine_family(await self.model_name(self.engines[0]), None)
+
     async def transcribe(self, request: UpstreamRequest) -> str:
         """Text for one segment; retries transient failures on other engines."""
         return (await self.answer(request)).text
 
     async def answer(self, request: UpstreamRequest) -> EngineAnswer:
-        """Text (and token counts, if asked) for one segment; retries transient failures."""
+        """The engine's answer (text, token counts if asked, what verbose_json reports) for one
+        segment; retries transient failures on other engines."""
         wav = encode_wav(request.samples)
         tried: set[str] = set()
         last_error: GatewayError | None = None
@@ -184,25 +196,45 @@ class UpstreamPool:
         self, engine: Engine, wav: bytes, request: UpstreamRequest
     ) -> EngineAnswer:
         model = await self.model_name(engine)
-        form: dict[str, str] = {
-            "model": model,
-            "response_format": "json",
-            "max_completion_tokens": str(request.max_output_tokens),
-        }
-        if request.language:
-            form["language"] = request.language
-        if request.prompt:
-            form["prompt"] = request.prompt
-        if request.temperature is not None:
-            form["temperature"] = str(request.temperature)
-        if request.count_tokens:
-            form.update(stream="true", stream_include_usage="true")
-        body, content_type = encode_multipart(form, wav)
+        family = engine_family(model, self.settings.engine_family)
+        language = request.language
+        if (
+            request.count_tokens
+            and request.detailed
+            and family == "whisper"
+            and request.task == "transcribe"
+            and not language
+        ):
+            # vLLM streams token counts but not the language it detected, which only its
+            # verbose_json (never streamed) reports: ask for the language (one token) first,
+            # then decode in it, so vLLM does not detect it a second time.
+            probe = language_probe_call(model)
+            language = (await self._post(engine, probe, wav)).language
+        call = build_call(
+            family,
+            task=request.task,
+            model=model,
+            wav=wav,
+            max_output_tokens=request.max_output_tokens,
+            language=language,
+            prompt=request.prompt,
+            temperature=request.temperature,
+            detailed=request.detailed,
+            count_tokens=request.count_tokens,
+        )
+        answer = await self._post(engine, call, wav)
+        return replace(answer, language=answer.language or language)
+
+    async def _post(self, engine: Engine, call: EngineCall, wav: bytes) -> EngineAnswer:
+        if call.form is not None:
+            body, content_type = encode_multipart(call.form, wav)
+        else:
+            body, content_type = json.dumps(call.json_body).encode(), "application/json"
         # Timeouts (segment_timeout_s total, upstream_connect_timeout_s to connect) are the
         # session's (runtime.build_http_client).
         with _mapped_errors(engine.base_url):
             async with self.client.post(
-                f"{engine.base_url}/v1/audio/transcriptions",
+                f"{engine.base_url}{call.path}",
                 data=body,
                 headers={**self._headers(), "Content-Type": content_type},
             ) as response:
@@ -215,11 +247,12 @@ class UpstreamPool:
             raise InvalidRequestError(f"The model rejected the request: {message}")
         if status != 200:
             raise UpstreamError(f"Engine answered HTTP {status}.")
-        if request.count_tokens:
-            return parse_counted_stream(payload)
+        if call.streamed:
+            counted = parse_counted_stream(payload)
+            return replace(counted, temperature=call.temperature)
         try:
-            return EngineAnswer(str(json.loads(payload)["text"]))
-        except (ValueError, KeyError, TypeError) as exc:
+            return parse_answer(call, payload)
+        except MalformedAnswerError as exc:
             raise UpstreamError("Engine answered with a malformed body.") from exc
 
     async def probe(self) -> dict[str, bool]:

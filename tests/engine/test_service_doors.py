@@ -2,7 +2,9 @@
 
 Whisper tiny.en refuses every language but English and names the one it got, so a door that
 dropped, defaulted or rewrote `language` would get a transcript instead of that refusal. The
-same clip with `language="en"` is transcribed through each door.
+HTTP route and the RunPod worker refuse it before the engine, through the service's one check
+(`options_for`, the profile's `VOXTRAL_LANGUAGES=["en"]`); the realtime socket still hears the
+engine's refusal. The same clip with `language="en"` is transcribed through each door.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from tests.runpod_scripts import load_runpod_script
 pytestmark = pytest.mark.engine
 
 handler = load_runpod_script("handler")
-REFUSAL = "Unsupported language: 'fr'"
+REFUSAL = "Unsupported language: 'fr'"  # the engine's words
+GATEWAY_REFUSAL = "Language 'fr' is not supported by the served model"  # the service's
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 FAILED = "conversation.item.input_audio_transcription.failed"
 
@@ -80,7 +83,8 @@ def test_language_reaches_the_engine_from_the_http_route(whisper_gateway, senten
     clip = sentence_clips[1]
     refused = _http(whisper_gateway.base_url, clip, "fr")
     assert refused.status_code == 400
-    assert REFUSAL in refused.json()["error"]["message"]
+    assert GATEWAY_REFUSAL in refused.json()["error"]["message"]
+    assert refused.json()["error"]["code"] == "unsupported_language"
     assert "office" in _http(whisper_gateway.base_url, clip, "en").json()["text"].lower()
 
 
@@ -88,7 +92,7 @@ def test_language_reaches_the_engine_from_the_runpod_worker(whisper_engine, sent
     clip = sentence_clips[1]
     audio = base64.b64encode(clip.read_bytes()).decode()
     (refused,) = _runpod(whisper_engine, {"audio_base64": audio, "language": "fr"})
-    assert REFUSAL in refused["error"]
+    assert GATEWAY_REFUSAL in refused["error"] and refused["code"] == "unsupported_language"
     # `audio_url` resolves as the HTTP route's `file_url` does: a data URL is decoded inline.
     data_url = f"data:audio/wav;base64,{audio}"
     (done,) = _runpod(whisper_engine, {"audio_url": data_url, "language": "en"})

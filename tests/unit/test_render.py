@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 import srt
@@ -66,3 +67,40 @@ def test_text_format_ends_with_newline_and_empty_stays_empty() -> None:
     assert render_transcript(empty, "text") == ""
     assert list(srt.parse(render_transcript(empty, "srt"))) == []
     assert render_transcript(empty, "vtt").startswith("WEBVTT")
+
+
+def test_verbose_json_leaves_out_what_nothing_measured() -> None:
+    # No engine statistics, no VAD, no detection: no placeholder numbers, no invented language.
+    body = render_transcript(replace(TRANSCRIPT, language=None), "verbose_json")
+    assert "language" not in body
+    for segment in body["segments"]:
+        assert not {"temperature", "avg_logprob", "no_speech_prob", "tokens"} & set(segment)
+
+
+def test_verbose_json_reports_measured_fields_per_segment() -> None:
+    measured = SegmentResult(
+        0,
+        0.0,
+        2.0,
+        "la la la la la la la la la la la la",
+        language="fr",
+        temperature=0.3,
+        avg_logprob=-0.42,
+        tokens=(1, 2, 3),
+        no_speech_prob=0.125,
+    )
+    plain = SegmentResult(1, 2.0, 3.0, "Un chat noir.")
+    transcript = Transcript("…", (measured, plain), 3.0, "fr")
+    first, second = render_transcript(transcript, "verbose_json")["segments"]
+    assert (first["language"], first["temperature"], first["avg_logprob"]) == ("fr", 0.3, -0.42)
+    assert (first["tokens"], first["no_speech_prob"]) == ([1, 2, 3], 0.125)
+    # Whisper's gauge: repetitive text compresses well, a short sentence does not.
+    assert first["compression_ratio"] > 2.0 > second["compression_ratio"]
+
+
+def test_translation_bodies_follow_openai_translation_shapes() -> None:
+    translation = Transcript("Hello.", TRANSCRIPT.segments, 1.2, "de", task="translate")
+    assert render_transcript(translation, "json") == {"text": "Hello."}
+    verbose = render_transcript(translation, "verbose_json")
+    assert verbose["task"] == "translate" and verbose["language"] == "de"
+    assert "usage" not in verbose

@@ -144,3 +144,18 @@ def test_chunks_account_for_every_decoded_second(speech_60s: AudioClip) -> None:
     assert chunks[-1].last and not any(b.last for b in chunks[:-1])
     assert sum(b.added_s for b in chunks) == pytest.approx(chunks[-1].decoded_s)
     assert chunks[-1].decoded_s == pytest.approx(speech_60s.duration_s, abs=1e-3)
+
+
+def test_vad_segments_carry_their_speech_probability_fixed_windows_none(
+    speech_60s: AudioClip, detector: SpeechDetector
+) -> None:
+    """no_speech_prob's source: the mean Silero probability over each segment's frames, a
+    measurement that differs per segment; without VAD nothing is known."""
+    data = speech_60s.read_bytes()
+    params = vad_params(VadSettings())
+    segments, _ = _stream(data, VadSegmenter(detector, params, warmup_s=WARMUP_S), chunk_s=15.0)
+    probabilities = [s.speech_prob for s in segments]
+    assert all(p is not None and 0.3 < p <= 1.0 for p in probabilities)
+    assert len(set(probabilities)) == len(probabilities)
+    windows, _ = _stream(data, FixedWindowSegmenter(30.0), chunk_s=15.0)
+    assert [s.speech_prob for s in windows] == [None, None]

@@ -100,13 +100,18 @@ def context_bias_report(
     return render.ContextBiasReport(tuple(params.context_bias), applied_via)
 
 
-def options_from(params: MistralTranscriptionRequest, settings: Settings) -> TranscriptionOptions:
+async def options_from(
+    params: MistralTranscriptionRequest, service: TranscriptionService
+) -> TranscriptionOptions:
+    settings = service.settings
     options = TranscriptionOptions(
-        language=params.language,
+        # The same check as OpenAI's door: 400 for a language the served model lacks.
+        language=await service.checked_language(params.language),
         prompt=params.context_prompt() if settings.context_bias == "prompt" else None,
         temperature=params.temperature,
         use_vad=settings.vad.enabled,
         count_tokens=True,  # Mistral's `usage` reports the engine's tokens
+        detailed=True,  # Mistral's `language`: the detected one when nobody named one
     )
     return with_word_timing(
         options, words=params.wants_words, cues=False, subtitles=settings.subtitles
@@ -145,17 +150,18 @@ async def create_mistral_transcription(
         record.admitted()
         fields, upload = await read_fields(request, settings)
         params = validate_mistral_fields(fields)
+        options = await options_from(params, service)
         source = await service.audio_source(
             upload=upload.file if upload else None, file_url=params.file_url
         )
         read_s = time.perf_counter() - started
-        options = options_from(params, settings)
+        options = await options_from(params, service)
         options = replace(
             options, speakers=await speakers_from(params, settings, runtime.speaker_stage)
         )
         prepared = await service.prepare(source, options, ticket.add_chunk)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
-        reply = _Reply(params, params.language or settings.default_language, settings)
+        reply = _Reply(params, service.language_for(options), settings)
         if params.stream:
             streaming = True
             record.response_format = "mistral_stream"
@@ -199,14 +205,16 @@ class _Reply:
     ) -> None:
         self.params = params
         self.language = language
-        """The client's or the configured language; None (JSON null) when nobody named one."""
+        """The client's or the configured language, known before any audio is heard; None:
+        detected per segment (or unknown)."""
         self.context_bias = context_bias_report(params, settings)
 
     def body(self, transcript: Transcript) -> dict[str, Any]:
         return render.render_response(
             transcript,
             model=self.params.model,
-            language=self.language,
+            # Named, or detected as verbose_json reports it; None (JSON null) when unknown.
+            language=transcript.language,
             include_segments=self.params.wants_segments,
             words=self.params.wants_words,
             context_bias=self.context_bias,
@@ -222,11 +230,13 @@ async def _stream_events(
     reply: _Reply,
     record: RequestRecord,
 ) -> AsyncIterator[str]:
-    """Language, then a text delta (and a timed segment, if asked) per segment in file order,
-    then `transcription.done` with the whole response; failures after the 200 are an event.
-    The request is counted when the stream ends, with the status its events carried."""
+    """Language (at once when named, else with the first segment that tells it), then a text
+    delta (and a timed segment, if asked) per segment in file order, then `transcription.done`
+    with the whole response; failures after the 200 are an event. The request is counted when
+    the stream ends, with the status its events carried."""
     results: list[SegmentResult] = []
     status = 499  # unless the stream gets to its end or to an error event
+    language_told = reply.language is not None
     try:
         if reply.language:
             yield render.language_event(reply.language)
@@ -234,6 +244,11 @@ async def _stream_events(
             request, service.segment_results(prepared, options)
         ):
             ticket.segment_done()
+            if not language_told and result.language:
+                # The first detected language; `transcription.done` has the request's (the
+                # one spoken longest), as verbose_json does.
+                yield render.language_event(result.language)
+                language_told = True
             text = clean_text(result.text)
             if text:
                 # Labelled as it completes; the done event's segments keep these labels.

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment
 from voxtral_gateway.settings import HeadStartSettings
-from voxtral_gateway.upstream import EngineAnswer
 
 Launch = Callable[[np.ndarray], Awaitable[EngineAnswer]]
 """Sends samples to the engine; returns its answer."""

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from voxtral_gateway.engine_calls import Task
 from voxtral_gateway.errors import InvalidRequestError, UrlRejectedError
 from voxtral_gateway.pipeline.decode import AudioSource
 from voxtral_gateway.pipeline.fetch import fetch_audio
@@ -27,7 +28,7 @@ from voxtral_gateway.pipeline.inline import (
     decode_inline_audio,
     inline_too_large,
 )
-from voxtral_gateway.protocol import TranscriptionRequest
+from voxtral_gateway.protocol import TRANSCRIPTION_ONLY_FIELDS, TranscriptionRequest
 from voxtral_gateway.settings import Settings
 
 _FORM_FIELDS_MAX = 64
@@ -41,8 +42,14 @@ class IngestedRequest:
     with the request (Request.close). The audio itself: `resolve_audio_source`."""
 
 
-async def read_transcription_request(request: Request, settings: Settings) -> IngestedRequest:
+async def read_transcription_request(
+    request: Request, settings: Settings, *, task: Task = "transcribe"
+) -> IngestedRequest:
+    """OpenAI's parameters and the upload; a translation takes OpenAI's smaller parameter set
+    (no `language`, `include`, `timestamp_granularities`: the text is English)."""
     fields, upload = await read_fields(request, settings)
+    if task == "translate":
+        _refuse_transcription_only(fields)
     return IngestedRequest(params=validate_fields(fields), upload=upload.file if upload else None)
 
 
@@ -102,6 +109,17 @@ async def _read_json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("The JSON body must be an object.", code="invalid_json")
     return body
+
+
+def _refuse_transcription_only(fields: dict[str, Any]) -> None:
+    for key in fields:
+        name = key.removesuffix("[]")
+        if name in TRANSCRIPTION_ONLY_FIELDS:
+            raise InvalidRequestError(
+                f"Unknown parameter {name!r} for translations.",
+                param=name,
+                code="invalid_parameter",
+            )
 
 
 def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:

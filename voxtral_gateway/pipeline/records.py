@@ -40,6 +40,8 @@ class Segment:
     start_s: float
     end_s: float
     samples: np.ndarray
+    speech_prob: float | None = None
+    """Mean VAD speech probability (0-1) over the segment's frames; None without VAD."""
 
     @property
     def duration_s(self) -> float:
@@ -71,7 +73,8 @@ class Word:
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What the engine said for one segment (`words` only when word timing was asked for)."""
+    """What the engine said for one segment, what is known about how it said it, and its
+    timed words (only when word timing was asked for)."""
 
     index: int
     start_s: float
@@ -82,6 +85,17 @@ class SegmentResult:
     speaker: str | None = None
     """Who spoke, when the client asked for speakers (pipeline/speakers.py)."""
     words: tuple[Word, ...] = ()
+    """Timed words (pipeline/align.py), when word timing was asked for."""
+    language: str | None = None
+    """Language spoken (ISO-639-1): the client's, the engine's detection, or the detector's."""
+    temperature: float | None = None
+    """Sampling temperature the engine used."""
+    avg_logprob: float | None = None
+    """Mean log probability of the output tokens, when the engine reports them."""
+    tokens: tuple[int, ...] | None = None
+    """Output token ids, when the engine reports them."""
+    no_speech_prob: float | None = None
+    """1 - the mean VAD speech probability over the segment; None without VAD."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,9 @@ class Transcript:
     text: str
     segments: tuple[SegmentResult, ...]
     duration_s: float
-    language: str
+    language: str | None
+    """Given or detected language of most of the speech; None when nothing could tell."""
     usage: TokenUsage | None = None
     """Token counts summed over every engine call (empty segments too); None if not counted."""
+    task: str = "transcribe"
+    """`transcribe` or `translate` (English text)."""

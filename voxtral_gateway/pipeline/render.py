@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Collection
 from typing import Any
 
@@ -66,31 +67,19 @@ def render_vtt(transcript: Transcript, limits: CueLimits | None = None) -> str:
 def render_verbose_json(
     transcript: Transcript, granularities: Collection[str] = ()
 ) -> dict[str, Any]:
-    """OpenAI's `TranscriptionVerbose`; per-token statistics are not available from the engine.
+    """OpenAI's `TranscriptionVerbose` (or `TranslationVerbose`), measurements only: a field
+    nothing measured for this request (the language without a detector, token statistics from
+    an engine that does not report them, no_speech_prob without VAD) is left out, never 0.0.
 
     `segments` unless only `word` was asked for; `words` (file time) when `word` was."""
-    body: dict[str, Any] = {
-        "task": "transcribe",
-        "language": transcript.language,
-        "duration": round(transcript.duration_s, 3),
-        "text": transcript.text,
-        "segments": [
-            {
-                "id": number,
-                "seek": round(s.start_s * 100),
-                "start": round(s.start_s, 3),
-                "end": round(s.end_s, 3),
-                "text": s.text,
-                "tokens": [],
-                "temperature": 0.0,
-                "avg_logprob": 0.0,
-                "compression_ratio": 0.0,
-                "no_speech_prob": 0.0,
-                **({"speaker": s.speaker} if s.speaker else {}),
-            }
-            for number, s in enumerate(transcript.segments)
-        ],
-    }
+    body: dict[str, Any] = {"task": transcript.task}
+    if transcript.language:
+        body["language"] = transcript.language
+    body.update(
+        duration=round(transcript.duration_s, 3),
+        text=transcript.text,
+        segments=[_verbose_segment(number, s) for number, s in enumerate(transcript.segments)],
+    )
     if "word" in granularities:
         body["words"] = [
             {"word": w.word, "start": w.start_s, "end": w.end_s}
@@ -99,7 +88,8 @@ def render_verbose_json(
         ]
         if "segment" not in granularities:
             del body["segments"]
-    body["usage"] = usage(transcript)
+    if transcript.task == "transcribe":
+        body["usage"] = usage(transcript)
     return body
 
 
@@ -126,6 +116,33 @@ def render_diarized_json(transcript: Transcript) -> dict[str, Any]:
     }
 
 
+def _verbose_segment(number: int, s: SegmentResult) -> dict[str, Any]:
+    segment: dict[str, Any] = {
+        "id": number,
+        "seek": round(s.start_s * 100),
+        "start": round(s.start_s, 3),
+        "end": round(s.end_s, 3),
+        "text": s.text,
+        "compression_ratio": compression_ratio(s.text),
+    }
+    optional = {
+        "language": s.language,
+        "tokens": list(s.tokens) if s.tokens is not None else None,
+        "temperature": s.temperature,
+        "avg_logprob": s.avg_logprob,
+        "no_speech_prob": None if s.no_speech_prob is None else round(s.no_speech_prob, 4),
+        "speaker": s.speaker,
+    }
+    segment.update({key: value for key, value in optional.items() if value is not None})
+    return segment
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition gauge: UTF-8 length over zlib-compressed length (high = looping)."""
+    raw = text.encode("utf-8")
+    return round(len(raw) / len(zlib.compress(raw)), 4) if raw else 0.0
+
+
 def render_transcript(
     transcript: Transcript,
     response_format: ResponseFormat,
@@ -135,6 +152,8 @@ def render_transcript(
 ) -> str | dict[str, Any]:
     """The response body: a dict for the JSON formats, text for the rest."""
     match response_format:
+        case "json" if transcript.task == "translate":
+            return {"text": transcript.text}  # OpenAI's Translation: no usage
         case "json":
             return {"text": transcript.text, "usage": usage(transcript)}
         case "verbose_json":

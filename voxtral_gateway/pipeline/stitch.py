@@ -30,8 +30,18 @@ def join_texts(texts: Iterable[str]) -> str:
     return joined
 
 
-def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str) -> Transcript:
-    """Build the transcript; segments with empty text are dropped from the timed list."""
+def stitch(
+    results: Iterable[SegmentResult],
+    *,
+    duration_s: float,
+    language: str | None,
+    task: str = "transcribe",
+) -> Transcript:
+    """Build the transcript; segments with empty text are dropped from the timed list.
+
+    `language` is the client's; without one, the request's language is the one spoken for
+    the longest time across segments (None if no segment knows its language).
+    """
     ordered = sorted(results, key=lambda r: r.index)
     kept = tuple(
         dataclasses.replace(r, text=clean_text(r.text)) for r in ordered if clean_text(r.text)
@@ -40,8 +50,10 @@ def stitch(results: Iterable[SegmentResult], *, duration_s: float, language: str
         text=join_texts(r.text for r in kept),
         segments=kept,
         duration_s=duration_s,
-        language=language,
+        # All results: a segment with no words may still have told its language.
+        language=language or main_language(ordered),
         usage=_total_usage(ordered),
+        task=task,
     )
 
 
@@ -49,3 +61,12 @@ def _total_usage(results: Iterable[SegmentResult]) -> TokenUsage | None:
     """Every call's tokens, a segment heard as silence included: the engine spent them."""
     counted = [r.usage for r in results if r.usage is not None]
     return sum(counted, TokenUsage()) if counted else None
+
+
+def main_language(results: Iterable[SegmentResult]) -> str | None:
+    """The language spoken longest, by segment duration; None if none is known."""
+    seconds: dict[str, float] = {}
+    for r in results:
+        if r.language:
+            seconds[r.language] = seconds.get(r.language, 0.0) + (r.end_s - r.start_s)
+    return max(seconds, key=lambda code: seconds[code]) if seconds else None

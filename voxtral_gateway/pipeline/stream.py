@@ -199,6 +199,8 @@ class VadSegmenter:
             first_index=self._next_index,
             offset=self._audio.start,
         )
+        # Before _restart_at drops the probabilities these segments cover.
+        segments = [replace(s, speech_prob=self._mean_probability(s)) for s in segments]
         self._next_index += final
         if final:
             self._previous_end_s = groups[final - 1].end_s
@@ -210,6 +212,13 @@ class VadSegmenter:
             self._restart_at(max(self._origin, int((analysed_s - quiet_s) / FRAME_S) - 1))
         # Own copies: a view would keep the whole chunk alive while the segment is in flight.
         return [replace(s, samples=s.samples.copy()) for s in segments]
+
+    def _mean_probability(self, segment: Segment) -> float | None:
+        """Mean speech probability over the segment's frames (no_speech_prob's complement)."""
+        first = max(0, int(segment.start_s / FRAME_S) - self._origin)
+        last = max(first + 1, math.ceil(segment.end_s / FRAME_S) - self._origin)
+        window = self._probabilities[first:last]
+        return float(window.mean()) if window.size else None
 
     def _analyse(self, last: bool) -> None:
         """Probabilities for the new audio (whole frames; the tail too when `last`)."""

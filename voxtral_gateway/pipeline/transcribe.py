@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxtral_gateway.engine_calls import EngineAnswer, Task
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult, Word
-from voxtral_gateway.upstream import EngineAnswer, UpstreamPool, UpstreamRequest
+from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ class DecodingOptions:
     temperature: float | None = None
     count_tokens: bool = False
     """Have the engine report token counts (each SegmentResult then carries `usage`)."""
+    task: Task = "transcribe"
+    detailed: bool = False
+    """The response reports per-segment language and statistics (verbose_json)."""
+
+
+LanguageDetection = Callable[[np.ndarray], Awaitable[str | None]]
+"""Audio -> ISO-639-1 code of the language spoken (pipeline/language.py)."""
 
 
 async def transcribe_segments(
@@ -57,6 +65,7 @@ async def transcribe_segments(
     per_request_limit: int,
     global_slots: asyncio.Semaphore,
     time_words: WordTimer | None = None,
+    detect_language: LanguageDetection | None = None,
 ) -> AsyncIterator[SegmentResult]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line.
 
@@ -71,12 +80,9 @@ async def transcribe_segments(
                 segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
             )
             # Inside the request slot: segments waiting to be timed stay bounded in memory.
-            words = await time_words(segment, answer.text) if time_words and answer.text else ()
+            return await segment_result(segment, answer, options, detect_language, time_words)
         finally:
             request_slots.release()
-        return SegmentResult(
-            segment.index, segment.start_s, segment.end_s, answer.text, answer.usage, words
-        )
 
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
@@ -110,7 +116,7 @@ async def transcribe_samples(
 ) -> EngineAnswer:
     """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
     async with global_slots:
-        answer = await upstream.answer(
+        return await upstream.answer(
             UpstreamRequest(
                 samples=samples,
                 max_output_tokens=budget.for_duration(len(samples) / SAMPLE_RATE_HZ),
@@ -118,9 +124,39 @@ async def transcribe_samples(
                 prompt=options.prompt,
                 temperature=options.temperature,
                 count_tokens=options.count_tokens,
+                task=options.task,
+                detailed=options.detailed,
             )
         )
-    return EngineAnswer(answer.text.strip(), answer.usage)
+
+
+async def segment_result(
+    segment: Segment,
+    answer: EngineAnswer,
+    options: DecodingOptions,
+    detect_language: LanguageDetection | None,
+    time_words: WordTimer | None = None,
+) -> SegmentResult:
+    """The segment's record: the engine's text and statistics, its language (the client's,
+    else the engine's, else the detector's, asked only when the response reports it), its
+    timed words when asked for, and VAD's view of how much of it is speech."""
+    language = options.language or answer.language
+    if language is None and options.detailed and detect_language is not None:
+        language = await detect_language(segment.samples)
+    text = answer.text.strip()
+    return SegmentResult(
+        segment.index,
+        segment.start_s,
+        segment.end_s,
+        text,
+        answer.usage,
+        words=await time_words(segment, text) if time_words and text else (),
+        language=language,
+        temperature=answer.temperature,
+        avg_logprob=answer.avg_logprob,
+        tokens=answer.tokens,
+        no_speech_prob=None if segment.speech_prob is None else 1.0 - segment.speech_prob,
+    )
 
 
 async def _async(items: Iterable[Segment]) -> AsyncIterator[Segment]:

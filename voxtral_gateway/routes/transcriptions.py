@@ -1,12 +1,14 @@
-"""POST /v1/audio/transcriptions: parse -> pipeline -> render. No audio maths here."""
+"""POST /v1/audio/transcriptions: parse -> service -> render. No audio maths here.
+
+`handle_audio_request` also serves /v1/audio/translations (routes/translations.py) with
+`task="translate"`, a TranscriptionService option."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -14,13 +16,14 @@ from starlette.background import BackgroundTask
 
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.deps import AudioChargeDep, RuntimeDep, SettingsDep
+from voxtral_gateway.engine_calls import Task
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.render import MEDIA_TYPES
-from voxtral_gateway.pipeline.speakers import read_speaker_request
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
+from voxtral_gateway.ratelimit import AudioCharge
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
     cancel_on_disconnect,
@@ -29,21 +32,28 @@ from voxtral_gateway.routes.lifecycle import (
     until_client_leaves,
 )
 from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
+from voxtral_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from voxtral_gateway.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 T = TypeVar("T")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 413, 429, 500, 502, 503, 504)
 }
 
 
-def _request_body_schema() -> dict[str, Any]:
-    """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them)."""
+def request_body_schema(exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them),
+    without the `exclude`d fields."""
     # Inline pydantic's `$defs`: a `#/$defs/...` ref inside an operation dangles in the OpenAPI
     # document (its root has no `$defs`), and schema-driven clients and fuzzers drop the body.
     fields = _inline_refs(TranscriptionRequest.model_json_schema())
+    for name in exclude:
+        fields["properties"].pop(name, None)
     multipart = {
         **fields,
         "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
@@ -76,13 +86,26 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 @router.post(
     "/v1/audio/transcriptions",
-    responses=_ERRORS,
-    openapi_extra=_request_body_schema(),
+    responses=ERROR_RESPONSES,
+    openapi_extra=request_body_schema(),
     response_model=None,
 )
 async def create_transcription(
     request: Request, runtime: RuntimeDep, settings: SettingsDep, audio_charge: AudioChargeDep
 ) -> Response:
+    return await handle_audio_request(request, runtime, settings, audio_charge, task="transcribe")
+
+
+async def handle_audio_request(
+    request: Request,
+    runtime: Runtime,
+    settings: Settings,
+    audio_charge: AudioCharge | None,
+    *,
+    task: Task,
+) -> Response:
+    """One audio request, transcription or translation (routes/translations.py): the same
+    ingestion, limits, VAD fan-out and streaming; `task` only changes what the engine is asked."""
     started = time.perf_counter()
     record = RequestRecord(runtime.metrics, started=started)
     service = runtime.service
@@ -93,15 +116,15 @@ async def create_transcription(
         # Admission comes first: an overloaded gateway answers 429 before reading the body.
         ticket = runtime.admission.admit(charge_audio=audio_charge)
         record.admitted()
-        ingested = await read_transcription_request(request, settings)
+        ingested = await read_transcription_request(request, settings, task=task)
         params = ingested.params
         record.response_format = params.response_format
+        # Options first: a language the model lacks is a 400 before any audio is fetched.
+        options = await service.options_for(params, task)
         source = await service.audio_source(
             upload=ingested.upload, file_url=params.file_url, audio=params.audio
         )
         read_s = time.perf_counter() - started
-        options = service.options_for(params)
-        options = replace(options, speakers=await read_speaker_request(params, settings))
         prepared = await service.prepare(source, options, ticket.add_chunk)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
