@@ -278,6 +278,8 @@ class TranscriptionService:
         if whole_clip is not None and whole_clip.started:
             early = whole_clip.settle(first.segments)
             runtime.metrics.head_starts.labels("used" if early else "cancelled").inc()
+            if early is None:  # the engine had it: a window spent besides the segments
+                runtime.metrics.engine_windows.inc()
         callbacks = [lambda chunk: self._observe(chunk, options)]
         if track is not None:
             callbacks.append(track.add_chunk)
@@ -323,6 +325,7 @@ class TranscriptionService:
         if options.use_vad:
             metrics.vad_seconds.observe(chunk.vad_s)
         metrics.segments.inc(len(chunk.segments))
+        metrics.engine_windows.inc(len(chunk.segments))  # one engine call, one window, each
         metrics.speech_seconds.inc(sum(s.duration_s for s in chunk.segments))
 
     # --- engine calls and stitching ------------------------------------------------------

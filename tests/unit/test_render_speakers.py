@@ -6,7 +6,7 @@ import io
 
 import srt
 import webvtt
-from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
+from openai.types.audio import TranscriptionDiarized
 
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.render import render_transcript
@@ -35,8 +35,9 @@ def test_diarized_json_matches_openai_sdk_types() -> None:
 
 
 def test_verbose_json_segments_carry_the_speaker() -> None:
+    # Only measured statistics are sent (test_languages checks the SDK parses them), so no
+    # strict TranscriptionVerbose validation here: segment fields no engine measured are absent.
     body = render_transcript(TRANSCRIPT, "verbose_json")
-    TranscriptionVerbose.model_validate(body)
     assert [s["speaker"] for s in body["segments"]] == ["agent", "A"]
 
 

@@ -36,13 +36,17 @@ EXPECTED_COMMANDS: dict[str, list[str]] = {
         "--dtype", "float32", "--max-model-len", "448", "--max-num-seqs", "16", "--enforce-eager",
         *NO_MEDIA_FETCH,
     ],
-    "cpu-whisper-base": [
-        str(REPO_ROOT / ".venv-engine/bin/vllm"), "serve", str(MODEL_CACHE_DIR / "whisper-base"),
-        "--host", "127.0.0.1", "--port", "8000", "--served-model-name", "whisper-base",
-        "--dtype", "float32", "--max-model-len", "448", "--max-num-seqs", "16", "--enforce-eager",
+    "voxtral-mini-3b-h100-80gb": [
+        "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
+        "--host", "0.0.0.0", "--port", "8000",
+        "--served-model-name", "mistralai/Voxtral-Mini-3B-2507",
+        *MISTRAL, "--dtype", "bfloat16", "--max-model-len", "8192", "--max-num-seqs", "256",
+        "--max-num-batched-tokens", "16384", "--enable-chunked-prefill",
+        "--gpu-memory-utilization", "0.9",
+        "--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE"}',
         *NO_MEDIA_FETCH,
     ],
-    "voxtral-mini-3b-h100-80gb": [
+    "voxtral-mini-3b-h200": [
         "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
         "--host", "0.0.0.0", "--port", "8000",
         "--served-model-name", "mistralai/Voxtral-Mini-3B-2507",
