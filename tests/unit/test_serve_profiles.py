@@ -36,6 +36,12 @@ EXPECTED_COMMANDS: dict[str, list[str]] = {
         "--dtype", "float32", "--max-model-len", "448", "--max-num-seqs", "16", "--enforce-eager",
         *NO_MEDIA_FETCH,
     ],
+    "cpu-whisper-base": [
+        str(REPO_ROOT / ".venv-engine/bin/vllm"), "serve", str(MODEL_CACHE_DIR / "whisper-base"),
+        "--host", "127.0.0.1", "--port", "8000", "--served-model-name", "whisper-base",
+        "--dtype", "float32", "--max-model-len", "448", "--max-num-seqs", "16", "--enforce-eager",
+        *NO_MEDIA_FETCH,
+    ],
     "voxtral-mini-3b-h100-80gb": [
         "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
         "--host", "0.0.0.0", "--port", "8000",
