@@ -101,3 +101,14 @@ def test_subtitles_without_the_aligner_use_cue_sized_segments() -> None:
     timed = _timing(True, cues=True)
     assert timed.word_timestamps and timed.max_segment_s is None
     assert not _timing(True).word_timestamps
+
+
+def test_english_speech_is_timed_with_the_english_model() -> None:
+    from voxtral_gateway.pipeline.word_timing import OnDemandAligner
+    from voxtral_gateway.settings import AlignSettings
+
+    aligner = OnDemandAligner(AlignSettings())
+    assert aligner.model_for("en") == "tiny.en"
+    assert aligner.model_for("de") == "base"
+    assert aligner.model_for(None) == "base"
+    assert OnDemandAligner(AlignSettings(english_model=None)).model_for("en") == "base"

@@ -34,7 +34,8 @@ class TokenBudget:
         return min(tokens, self.max_tokens) if self.max_tokens else tokens
 
 
-WordTimer = Callable[[Segment, str], Awaitable[tuple[Word, ...]]]
+WordTimer = Callable[[Segment, str, str | None], Awaitable[tuple[Word, ...]]]
+"""Times a segment's text: (segment, text, the language spoken if known) -> words."""
 """Times a segment's text against its samples (pipeline/align.py, in a thread)."""
 
 
@@ -150,7 +151,7 @@ async def segment_result(
         segment.end_s,
         text,
         answer.usage,
-        words=await time_words(segment, text) if time_words and text else (),
+        words=await time_words(segment, text, language) if time_words and text else (),
         language=language,
         temperature=answer.temperature,
         avg_logprob=answer.avg_logprob,

@@ -34,19 +34,26 @@ class OnDemandAligner:
 
     def __init__(self, settings: AlignSettings) -> None:
         self._settings = settings
-        self._aligner: WordAligner | None = None
+        self._aligners: dict[str, WordAligner] = {}
         self._loading = asyncio.Lock()
 
-    async def get(self) -> WordAligner:
-        """The loaded aligner; a 400 naming `timestamp_granularities` if it cannot be loaded."""
+    def model_for(self, language: str | None) -> str:
+        """`english_model` for speech known to be English, else `model`."""
+        english = self._settings.english_model
+        return english if english and language == "en" else self._settings.model
+
+    async def get(self, model: str | None = None) -> WordAligner:
+        """The loaded aligner (`model`, default the settings' `model`); a 400 naming
+        `timestamp_granularities` if it cannot be loaded."""
+        settings = self._settings
+        name = model or settings.model
         async with self._loading:
-            if self._aligner is None:
-                settings = self._settings
+            if name not in self._aligners:
                 try:
                     model_dir = await asyncio.to_thread(
-                        ct2_model_dir, settings.model, settings.cache_dir.expanduser()
+                        ct2_model_dir, name, settings.cache_dir.expanduser()
                     )
-                    self._aligner = await asyncio.to_thread(
+                    self._aligners[name] = await asyncio.to_thread(
                         WordAligner, model_dir, threads=settings.threads
                     )
                 except (AlignerUnavailableError, ModelNotFoundError) as exc:
@@ -54,17 +61,20 @@ class OnDemandAligner:
                         f"word timestamps are not available: {exc}",
                         param="timestamp_granularities",
                     ) from exc
-        return self._aligner
+        return self._aligners[name]
 
     def timer(self, *, language: str | None, on_timed: Callable[[float], None]) -> WordTimer:
-        """Times one segment's text in a worker thread; `on_timed` gets the seconds it took
-        (queueing for the aligner included)."""
+        """Times one segment's text in a worker thread, in the segment's language when known
+        (else the request's); `on_timed` gets the seconds it took (queueing included)."""
 
-        async def time_words(segment: Segment, text: str) -> tuple[Word, ...]:
-            aligner = await self.get()
+        async def time_words(
+            segment: Segment, text: str, segment_language: str | None = None
+        ) -> tuple[Word, ...]:
+            spoken = segment_language or language
+            aligner = await self.get(self.model_for(spoken))
             started = time.perf_counter()
             words = await asyncio.to_thread(
-                aligner.align, segment.samples, text, offset_s=segment.start_s, language=language
+                aligner.align, segment.samples, text, offset_s=segment.start_s, language=spoken
             )
             on_timed(time.perf_counter() - started)
             return words
