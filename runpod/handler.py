@@ -13,6 +13,12 @@ Job input (RunPod wraps it as {"input": {...}}):
                      as in OpenAI's /v1/audio/transcriptions (plus the gateway's vad_filter,
                      chunking_strategy, timestamp_granularities)
 
+With `"dialect": "mistral"` the input is Mistral's transcription request instead (`model`,
+`language`, `temperature`, `stream`, `diarize`, `context_bias`, `speaker_references`,
+`timestamp_granularities`; audio still as `audio_url` / `audio_base64`), and the output is
+Mistral's response body, or with `stream` its `transcription.*` events as
+`{"type": ..., **payload}` items, exactly as the gateway's `/mistral` route sends them.
+
 Output, yielded as a stream (`return_aggregate_stream`, so /runsync and /status get the list):
   stream=false  one item: the rendered body (a dict for json/verbose_json, a string otherwise)
   stream=true   one `transcript.text.delta` item per segment in file order, then
@@ -44,6 +50,13 @@ from voxtral_gateway.errors import (
     error_body,
     gateway_error_body,
 )
+from voxtral_gateway.mistral.dialect import (
+    MistralReply,
+    mistral_events,
+    options_from,
+    validate_mistral_fields,
+)
+from voxtral_gateway.mistral.protocol import MistralTranscriptionRequest
 from voxtral_gateway.pipeline.ingest import validate_fields
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.runtime import Runtime, open_runtime
@@ -63,9 +76,32 @@ _JOB_PARAMS = {gateway: job for job, gateway in _AUDIO_KEYS.items()}
 
 def parse_job_input(job_input: Any) -> TranscriptionRequest:
     """Validate a job's input with the gateway's own request model; raise InvalidRequestError."""
+    return validate_fields(_job_fields(job_input))
+
+
+def parse_mistral_job_input(job_input: Any) -> MistralTranscriptionRequest:
+    """A `"dialect": "mistral"` job's input, validated as the `/mistral` route validates."""
+    fields = _job_fields({k: v for k, v in job_input.items() if k != "dialect"})
+    if "audio" in fields:  # Mistral's request has one audio field; inline audio rides in it too
+        fields["file_url"] = fields.pop("audio")
+    return validate_mistral_fields(fields)
+
+
+def _is_mistral_job(job_input: Any) -> bool:
+    if not isinstance(job_input, dict) or "dialect" not in job_input:
+        return False
+    if job_input["dialect"] not in ("openai", "mistral"):
+        raise InvalidRequestError(
+            "'dialect' must be 'openai' or 'mistral'.", param="dialect", code="invalid_parameter"
+        )
+    return job_input["dialect"] == "mistral"
+
+
+def _job_fields(job_input: Any) -> dict[str, Any]:
+    """The job's fields with its audio key renamed to the request model's."""
     if not isinstance(job_input, dict):
         raise InvalidRequestError("Job input must be a JSON object.", code="invalid_input")
-    fields = dict(job_input)
+    fields = {k: v for k, v in job_input.items() if not (k == "dialect" and v == "openai")}
     for forbidden in _AUDIO_KEYS.values():
         if forbidden in fields:
             raise InvalidRequestError(
@@ -91,7 +127,7 @@ def parse_job_input(job_input: Any) -> TranscriptionRequest:
             code="payload_too_large",
         )
     fields[_AUDIO_KEYS[audio_key]] = value
-    return validate_fields(fields)
+    return fields
 
 
 class Worker:
@@ -129,6 +165,10 @@ class Worker:
         """RunPod handler (an async generator, so results stream as segments finish)."""
         job_id = job.get("id", "?")
         try:
+            if _is_mistral_job(job.get("input")):
+                async for item in self._handle_mistral(job.get("input")):
+                    yield item
+                return
             request = parse_job_input(job.get("input"))
             service = (await self.runtime()).service
             # Options first: a language the model lacks is a 400 before any audio is fetched.
@@ -152,6 +192,27 @@ class Worker:
             yield _error_output(
                 error_body("Internal server error", "server_error", code="internal_error")
             )
+
+    async def _handle_mistral(self, job_input: dict[str, Any]) -> AsyncIterator[Any]:
+        """Mistral's request in, Mistral's body (or its events) out, as the route does."""
+        params = parse_mistral_job_input(job_input)
+        runtime = await self.runtime()
+        service = runtime.service
+        options = await options_from(params, service, runtime.speaker_stage)
+        source = await service.audio_source(file_url=params.file_url)
+        reply = MistralReply(params, service.language_for(options), service.settings)
+        prepared = await service.prepare(source, options)
+        try:
+            if params.stream:
+                results = service.segment_results(prepared, options)
+                async for event_type, payload in mistral_events(
+                    service, prepared, options, reply, results
+                ):
+                    yield {"type": event_type, **payload}
+            else:
+                yield reply.body(await service.collect(prepared, options))
+        finally:
+            prepared.discard()  # a head-start call nobody took (the job was cancelled)
 
 
 def _error_output(body: dict[str, Any]) -> dict[str, Any]:

@@ -257,3 +257,56 @@ def test_stream_yields_segments_in_file_order_then_the_whole_text(
     starts = [d["segment"]["start"] for d in deltas]
     assert starts == sorted(starts)
     assert "".join(d["delta"] for d in deltas) == done["text"] == expected_text
+
+
+def test_mistral_dialect_job_returns_the_mistral_route_answer(
+    worker_url: str, gateway: RunningGateway, speech_clip: bytes, audio_url: str
+) -> None:
+    """`"dialect": "mistral"` runs Mistral's request through the same dialect code as the
+    gateway's /mistral route: the same body, and the same events in the same order."""
+    expected = httpx.post(
+        f"{gateway.base_url}/mistral/v1/audio/transcriptions",
+        files={"file": ("clip.wav", speech_clip, "audio/wav")},
+        data={"model": "voxtral-mini-latest", "timestamp_granularities": "segment"},
+        timeout=600,
+        trust_env=False,
+    )
+    assert expected.status_code == 200, expected.text
+    job = _runsync(
+        worker_url,
+        {
+            "dialect": "mistral",
+            "audio_url": audio_url,
+            "model": "voxtral-mini-latest",
+            "timestamp_granularities": ["segment"],
+        },
+    )
+    assert job["status"] == "COMPLETED", job
+    assert job["output"] == [expected.json()]
+    assert expected.json()["usage"]["completion_tokens"] > 0
+
+    submitted = httpx.post(
+        f"{worker_url}/run",
+        json={
+            "input": {
+                "dialect": "mistral",
+                "audio_base64": base64.b64encode(speech_clip).decode(),
+                "model": "voxtral-mini-latest",
+                "stream": True,
+            }
+        },
+        timeout=60,
+        trust_env=False,
+    ).json()
+    streamed = httpx.post(
+        f"{worker_url}/stream/{submitted['id']}", timeout=600, trust_env=False
+    ).json()
+    assert streamed["status"] == "COMPLETED", streamed
+    items = [chunk["output"] for chunk in streamed["stream"]]
+    assert items[-1]["type"] == "transcription.done"
+    deltas = [i["text"] for i in items if i["type"] == "transcription.text.delta"]
+    assert len(deltas) >= 2 and "".join(deltas) == items[-1]["text"] == expected.json()["text"]
+
+    refused = _runsync(worker_url, {"dialect": "klingon", "audio_url": audio_url})
+    (error,) = refused["output"]
+    assert error["param"] == "dialect" and error["error"]
