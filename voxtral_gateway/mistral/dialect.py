@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
-from voxtral_gateway.errors import InvalidRequestError
 from voxtral_gateway.mistral import render
 from voxtral_gateway.mistral.protocol import MistralTranscriptionRequest
+from voxtral_gateway.pipeline.ingest import validate_model
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
 from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerStage, read_named_references
@@ -26,18 +24,8 @@ MistralEvent = tuple[str, dict[str, Any]]
 
 
 def validate_mistral_fields(fields: dict[str, object]) -> MistralTranscriptionRequest:
-    """Fields -> request model; the first problem becomes a 400 naming the parameter."""
-    try:
-        return MistralTranscriptionRequest.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        if first.get("type") == "extra_forbidden":
-            message = f"Unknown parameter {param!r}."
-        else:
-            # Name the parameter and the rule; never echo the client's value.
-            message = f"Invalid parameter {param!r}: {first['msg'].removeprefix('Value error, ')}."
-        raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
+    """Fields -> Mistral's request model; the first problem becomes a 400 naming it."""
+    return validate_model(MistralTranscriptionRequest, fields)
 
 
 def context_bias_report(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -45,6 +44,7 @@ from voxtral_gateway.routes.lifecycle import (
     server_timing,
     until_client_leaves,
 )
+from voxtral_gateway.routes.schema import body_schema
 from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
 
 logger = logging.getLogger(__name__)
@@ -52,30 +52,16 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix=MISTRAL_PREFIX)
 
 
-def _request_body_schema() -> dict[str, Any]:
-    """Document the multipart body (parsed by hand, so FastAPI cannot infer it)."""
-    fields = MistralTranscriptionRequest.model_json_schema()
-    multipart = {
-        **fields,
-        "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": multipart},
-                "application/json": {"schema": fields},
-            },
-        }
-    }
-
-
 def _error_response(exc: GatewayError) -> JSONResponse:
     body = mistral_error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
     return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
-@router.post("/v1/audio/transcriptions", response_model=None, openapi_extra=_request_body_schema())
+@router.post(
+    "/v1/audio/transcriptions",
+    response_model=None,
+    openapi_extra=body_schema(MistralTranscriptionRequest),
+)
 async def create_mistral_transcription(
     request: Request, runtime: RuntimeDep, settings: SettingsDep, audio_charge: AudioChargeDep
 ) -> Response:

@@ -11,9 +11,9 @@ length before decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -32,6 +32,7 @@ from voxtral_gateway.protocol import TRANSCRIPTION_ONLY_FIELDS, TranscriptionReq
 from voxtral_gateway.settings import Settings
 
 _FORM_FIELDS_MAX = 64
+RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,22 @@ def _refuse_transcription_only(fields: dict[str, Any]) -> None:
 
 
 def validate_fields(fields: dict[str, Any]) -> TranscriptionRequest:
-    """Fields -> request model; the first problem becomes a 400 naming the parameter."""
+    """Fields -> OpenAI's request model; the first problem becomes a 400 naming it."""
+    return validate_model(TranscriptionRequest, fields)
+
+
+def validate_model(model: type[RequestModel], fields: dict[str, Any]) -> RequestModel:
+    """Fields -> a dialect's request model; the first problem becomes a 400 naming the
+    parameter (never echoing the client's value)."""
     try:
-        return TranscriptionRequest.model_validate(fields)
+        return model.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
-        kind = first.get("type", "")
-        if kind == "extra_forbidden":
+        if first.get("type", "") == "extra_forbidden":
             message = f"Unknown parameter {param!r}."
         else:
-            # Name the parameter and the rule; never echo the client's value.
-            message = f"Invalid parameter {param!r}: {first['msg']}."
+            message = f"Invalid parameter {param!r}: {first['msg'].removeprefix('Value error, ')}."
         raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -22,7 +22,7 @@ from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.render import MEDIA_TYPES
-from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
+from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.ratelimit import AudioCharge
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
@@ -31,6 +31,7 @@ from voxtral_gateway.routes.lifecycle import (
     server_timing,
     until_client_leaves,
 )
+from voxtral_gateway.routes.schema import ERROR_RESPONSES, body_schema
 from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
 from voxtral_gateway.settings import Settings
 
@@ -41,53 +42,11 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 T = TypeVar("T")
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 413, 429, 500, 502, 503, 504)
-}
-
-
-def request_body_schema(exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Document the multipart and JSON bodies (parsed by hand, so FastAPI cannot infer them),
-    without the `exclude`d fields."""
-    # Inline pydantic's `$defs`: a `#/$defs/...` ref inside an operation dangles in the OpenAPI
-    # document (its root has no `$defs`), and schema-driven clients and fuzzers drop the body.
-    fields = _inline_refs(TranscriptionRequest.model_json_schema())
-    for name in exclude:
-        fields["properties"].pop(name, None)
-    multipart = {
-        **fields,
-        "properties": {"file": {"type": "string", "format": "binary"}, **fields["properties"]},
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": multipart},
-                "application/json": {"schema": fields},
-            },
-        }
-    }
-
-
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    definitions = schema.pop("$defs", {})
-
-    def _resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return _resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: _resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [_resolve(item) for item in node]
-        return node
-
-    return _resolve(schema)
-
 
 @router.post(
     "/v1/audio/transcriptions",
     responses=ERROR_RESPONSES,
-    openapi_extra=request_body_schema(),
+    openapi_extra=body_schema(TranscriptionRequest),
     response_model=None,
 )
 async def create_transcription(

@@ -11,12 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from voxtral_gateway.deps import AudioChargeDep, RuntimeDep, SettingsDep
-from voxtral_gateway.protocol import TRANSCRIPTION_ONLY_FIELDS
-from voxtral_gateway.routes.transcriptions import (
-    ERROR_RESPONSES,
-    handle_audio_request,
-    request_body_schema,
-)
+from voxtral_gateway.protocol import TRANSCRIPTION_ONLY_FIELDS, TranscriptionRequest
+from voxtral_gateway.routes.schema import ERROR_RESPONSES, body_schema
+from voxtral_gateway.routes.transcriptions import handle_audio_request
 
 router = APIRouter()
 
@@ -24,7 +21,7 @@ router = APIRouter()
 @router.post(
     "/v1/audio/translations",
     responses=ERROR_RESPONSES,
-    openapi_extra=request_body_schema(exclude=TRANSCRIPTION_ONLY_FIELDS),
+    openapi_extra=body_schema(TranscriptionRequest, exclude=TRANSCRIPTION_ONLY_FIELDS),
     response_model=None,
 )
 async def create_translation(
