@@ -16,9 +16,8 @@ in one step), later chunks while earlier segments are already with the engine.
 from __future__ import annotations
 
 import asyncio
-import collections
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -29,12 +28,12 @@ from voxtral_gateway.languages import supported_languages, validate_language
 from voxtral_gateway.pipeline.cues import CueLimits
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
 from voxtral_gateway.pipeline.events import delta_payload, done_payload
-from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip, cancel_unawaited
+from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip
 from voxtral_gateway.pipeline.ingest import resolve_audio_source
+from voxtral_gateway.pipeline.prepared import PreparedAudio
 from voxtral_gateway.pipeline.records import (
     SAMPLE_RATE_HZ,
     Audio,
-    Segment,
     SegmentResult,
     Transcript,
 )
@@ -88,66 +87,6 @@ class TranscriptionOptions:
     detailed: bool = False
     """The response reports the detected language and per-segment statistics (verbose_json,
     Mistral's `language`)."""
-
-
-class PreparedAudio:
-    """A file on its way through decode and VAD.
-
-    The first chunk's segments are ready; `segments()` yields them, then decodes and segments
-    the rest a chunk at a time, off the event loop, as the consumer asks. Totals grow as
-    chunks arrive and are final once `done`. Iterate `segments()` once.
-    """
-
-    def __init__(
-        self,
-        chunks: Iterator[ChunkSegments],
-        first: ChunkSegments,
-        on_chunk: list[Callable[[ChunkSegments], None]],
-        speculative_answer: asyncio.Task[EngineAnswer] | None = None,
-        speakers: SpeakerTrack | None = None,
-    ) -> None:
-        self._chunks = chunks
-        self.speakers = speakers
-        """The request's speaker track, fed each chunk; None when speakers weren't asked for."""
-        self.speculative_answer = speculative_answer
-        """The engine's answer for the whole clip, asked before VAD ran and kept because VAD
-        found it to be the one segment (the head start, head_start.py)."""
-        self._ready: collections.deque[Segment] = collections.deque()
-        self._on_chunk = on_chunk
-        self.duration_s = 0.0
-        self.decode_s = 0.0
-        self.vad_s = 0.0
-        self.align_s = 0.0
-        """Time spent timing words, summed over segments (it overlaps the engine wait)."""
-        self.segment_count = 0
-        self.done = False
-        self._take(first)
-
-    def _take(self, chunk: ChunkSegments) -> None:
-        self._ready.extend(chunk.segments)
-        self.duration_s = chunk.decoded_s
-        self.decode_s += chunk.decode_s
-        self.vad_s += chunk.vad_s
-        self.segment_count += len(chunk.segments)
-        self.done = chunk.last
-        for callback in self._on_chunk:
-            callback(chunk)
-
-    async def segments(self) -> AsyncIterator[Segment]:
-        while True:
-            while self._ready:
-                # Popped, not kept: a finished segment's samples must not outlive its call.
-                yield self._ready.popleft()
-            if self.done:
-                return
-            self._take(await asyncio.to_thread(next, self._chunks))
-
-    def discard(self) -> None:
-        """The request is over: a head-start call nobody awaited stops."""
-        if self.speculative_answer is not None and not self.speculative_answer.done():
-            cancel_unawaited(self.speculative_answer)
-        if self.speakers is not None:
-            self.speakers.close()
 
 
 class TranscriptionService:

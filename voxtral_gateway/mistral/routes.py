@@ -37,6 +37,7 @@ from voxtral_gateway.mistral.protocol import (
     mistral_error_body,
 )
 from voxtral_gateway.pipeline.ingest import read_fields
+from voxtral_gateway.pipeline.prepared import PreparedAudio
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
     cancel_on_disconnect,
@@ -45,7 +46,7 @@ from voxtral_gateway.routes.lifecycle import (
     until_client_leaves,
 )
 from voxtral_gateway.routes.schema import body_schema
-from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
+from voxtral_gateway.service import TranscriptionOptions, TranscriptionService
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from fastapi import Request
 
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.metrics import RequestRecord
+from voxtral_gateway.pipeline.prepared import PreparedAudio
 from voxtral_gateway.pipeline.records import SegmentResult
-from voxtral_gateway.service import PreparedAudio
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
+from voxtral_gateway.pipeline.prepared import PreparedAudio
 from voxtral_gateway.pipeline.render import MEDIA_TYPES
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.ratelimit import AudioCharge
@@ -32,7 +33,7 @@ from voxtral_gateway.routes.lifecycle import (
     until_client_leaves,
 )
 from voxtral_gateway.routes.schema import ERROR_RESPONSES, body_schema
-from voxtral_gateway.service import PreparedAudio, TranscriptionOptions, TranscriptionService
+from voxtral_gateway.service import TranscriptionOptions, TranscriptionService
 from voxtral_gateway.settings import Settings
 
 if TYPE_CHECKING:
