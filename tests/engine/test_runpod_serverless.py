@@ -158,6 +158,11 @@ def _gateway_answer(gateway: RunningGateway, clip: bytes, **fields: str) -> http
     return response
 
 
+def _logprobs(verbose: dict[str, Any]) -> list[float]:
+    """Pop each segment's `avg_logprob` (a measured float) out of a verbose_json body."""
+    return [segment.pop("avg_logprob") for segment in verbose["segments"]]
+
+
 def _runsync(worker_url: str, job_input: dict[str, Any]) -> dict[str, Any]:
     response = httpx.post(
         f"{worker_url}/runsync", json={"input": job_input}, timeout=600, trust_env=False
@@ -193,7 +198,12 @@ def test_runsync_loopback_url_returns_the_gateway_transcript(
         {"audio_url": audio_url, "response_format": "verbose_json", "temperature": 0},
     )
     assert job["status"] == "COMPLETED", job
-    assert job["output"] == [expected]
+    (output,) = job["output"]
+    # The CPU engine's log probabilities differ in the third decimal from call to call (its
+    # batching is not bit-exact); everything else must be identical.
+    got, want = _logprobs(output), _logprobs(expected)
+    assert got == pytest.approx(want, abs=0.01) and len(want) == len(expected["segments"])
+    assert output == expected
     assert len(expected["segments"]) >= 2
 
 
