@@ -5,17 +5,18 @@ accuracy (bench/results/cpu-speakers/ has the DER figures)."""
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from mistralai.client import Mistral
 
 from bench.accuracy import wer
-from bench.dialogue import VOICES, Turn, compose_dialogue, synthesize_voice
+from bench.dialogue import Turn
+from tests.fixtures.dialogue import (
+    reference_clip,
+    speaker_of_each_turn,
+    write_dialogue,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -28,41 +29,14 @@ FOUR_TURNS = [
 MAX_WER = 0.2  # espeak-ng turns through Whisper tiny.en measure ~0.0-0.1
 
 
-def _wav(samples: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, 16_000, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Turn, ...]]:
-    audio, turns = compose_dialogue(FOUR_TURNS, seed=3)
-    path = tmp_path_factory.mktemp("mistral_speakers") / "dialogue.wav"
-    path.write_bytes(_wav(audio))
-    return path, turns
-
-
-def _speaker_of_each_turn(segments, turns: tuple[Turn, ...]) -> list[str]:
-    """The one `speaker_id` on the segments overlapping each turn (fails if a turn got two)."""
-    found = []
-    for turn in turns:
-        ids = {
-            s.speaker_id for s in segments if min(s.end, turn.end_s) > max(s.start, turn.start_s)
-        }
-        assert len(ids) == 1, (turn, ids)
-        found.append(ids.pop())
-    return found
+    return write_dialogue(tmp_path_factory.mktemp("mistral_speakers"), FOUR_TURNS, seed=3)
 
 
 def test_diarize_with_speaker_references_names_every_turn(whisper_gateway, dialogue) -> None:
     path, turns = dialogue
-    references = {
-        who: "data:audio/wav;base64,"
-        + base64.b64encode(
-            _wav(synthesize_voice("Please send me the notes when you have a moment.", VOICES[who]))
-        ).decode()
-        for who in ("bob", "alice")
-    }
+    references = {who: reference_clip(who) for who in ("bob", "alice")}
     client = Mistral(api_key="x", server_url=f"{whisper_gateway.base_url}/mistral")
     response = client.audio.transcriptions.complete(
         model="voxtral-mini-latest",
@@ -70,7 +44,9 @@ def test_diarize_with_speaker_references_names_every_turn(whisper_gateway, dialo
         diarize=True,
         speaker_references=references,
     )
-    assert _speaker_of_each_turn(response.segments, turns) == [t.speaker for t in turns]
+    assert speaker_of_each_turn(response.segments, turns, label="speaker_id") == [
+        t.speaker for t in turns
+    ]
     assert wer(" ".join(t.text for t in turns), response.text) <= MAX_WER, response.text
 
 
@@ -83,7 +59,7 @@ def test_diarize_stream_segments_carry_speaker_ids(whisper_gateway, dialogue) ->
         )
     )
     segments = [e.data for e in events if e.event == "transcription.segment"]
-    labels = _speaker_of_each_turn(segments, turns)
+    labels = speaker_of_each_turn(segments, turns, label="speaker_id")
     assert labels == ["A", "B", "A", "B"]
     done = events[-1]
     assert done.event == "transcription.done"

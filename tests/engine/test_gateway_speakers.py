@@ -7,8 +7,6 @@ accuracy on real meetings (bench/results/ has the DER figures).
 
 from __future__ import annotations
 
-import base64
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +14,14 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
-import soundfile as sf
 
-from bench.dialogue import VOICES, Turn, compose_dialogue, synthesize_voice
+from bench.dialogue import Turn, compose_dialogue
+from tests.fixtures.dialogue import (
+    reference_clip,
+    speaker_of_each_turn,
+    wav_bytes,
+    write_dialogue,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -32,18 +35,9 @@ SIX_TURNS = [
 ]
 
 
-def _wav(samples: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, 16_000, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Turn, ...]]:
-    audio, turns = compose_dialogue(SIX_TURNS, seed=1)
-    path = tmp_path_factory.mktemp("speakers") / "dialogue.wav"
-    path.write_bytes(_wav(audio))
-    return path, turns
+    return write_dialogue(tmp_path_factory.mktemp("speakers"), SIX_TURNS, seed=1)
 
 
 @pytest.fixture
@@ -51,24 +45,12 @@ def client(whisper_gateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{whisper_gateway.base_url}/v1", api_key="x", max_retries=0)
 
 
-def _speaker_of_each_turn(segments, turns: tuple[Turn, ...]) -> list[str]:
-    """The one label on the segments overlapping each turn (fails if a turn got two)."""
-    found = []
-    for turn in turns:
-        labels = {
-            s.speaker for s in segments if min(s.end, turn.end_s) > max(s.start, turn.start_s)
-        }
-        assert len(labels) == 1, (turn, labels)
-        found.append(labels.pop())
-    return found
-
-
 def test_diarized_json_attributes_every_turn_of_a_dialogue(client, dialogue) -> None:
     path, turns = dialogue
     result = client.audio.transcriptions.create(
         model="w", file=path.open("rb"), response_format="diarized_json"
     )
-    labels = _speaker_of_each_turn(result.segments, turns)
+    labels = speaker_of_each_turn(result.segments, turns)
     assert labels[0::2] == [labels[0]] * 3 and labels[1::2] == [labels[1]] * 3
     assert labels[0] != labels[1]
     assert set(labels) == {"A", "B"}
@@ -77,13 +59,7 @@ def test_diarized_json_attributes_every_turn_of_a_dialogue(client, dialogue) -> 
 
 def test_known_speaker_references_name_the_right_speaker(client, dialogue) -> None:
     path, turns = dialogue
-    references = [
-        "data:audio/wav;base64,"
-        + base64.b64encode(
-            _wav(synthesize_voice("Please send me the notes when you have a moment.", VOICES[who]))
-        ).decode()
-        for who in ("bob", "alice")
-    ]
+    references = [reference_clip(who) for who in ("bob", "alice")]
     result = client.audio.transcriptions.create(
         model="w",
         file=path.open("rb"),
@@ -91,13 +67,13 @@ def test_known_speaker_references_name_the_right_speaker(client, dialogue) -> No
         known_speaker_names=["bob", "alice"],
         known_speaker_references=references,
     )
-    assert _speaker_of_each_turn(result.segments, turns) == [t.speaker for t in turns]
+    assert speaker_of_each_turn(result.segments, turns) == [t.speaker for t in turns]
 
 
 def test_one_voice_gives_one_speaker_in_srt(client, tmp_path) -> None:
     audio, _ = compose_dialogue([("bob", t) for _, t in SIX_TURNS[:3]], seed=2)
     path = tmp_path / "one.wav"
-    path.write_bytes(_wav(audio))
+    path.write_bytes(wav_bytes(audio))
     body = client.audio.transcriptions.create(
         model="w", file=path.open("rb"), response_format="srt", extra_body={"speakers": "true"}
     )
@@ -107,7 +83,7 @@ def test_one_voice_gives_one_speaker_in_srt(client, tmp_path) -> None:
 
 def test_silence_gives_no_speakers(client, tmp_path) -> None:
     path = tmp_path / "silence.wav"
-    path.write_bytes(_wav(np.zeros(3 * 16_000, np.float32)))
+    path.write_bytes(wav_bytes(np.zeros(3 * 16_000, np.float32)))
     result = client.audio.transcriptions.create(
         model="w", file=path.open("rb"), response_format="diarized_json"
     )
@@ -122,7 +98,7 @@ def test_stream_sends_segments_with_speakers(client, dialogue) -> None:
     events = list(stream)
     segments = [e for e in events if e.type == "transcript.text.segment"]
     assert events[-1].type == "transcript.text.done"
-    labels = _speaker_of_each_turn(segments, turns)
+    labels = speaker_of_each_turn(segments, turns)
     assert labels[0::2] == [labels[0]] * 3 and labels[1::2] == [labels[1]] * 3
     assert labels[0] != labels[1]
 
