@@ -73,6 +73,13 @@ def _engine_busy(http: httpx.Client, engine_url: str) -> float:
     return sum(float(v) for v in found)
 
 
+def _wait_until(condition, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 def test_client_disconnect_cancels_upstream_work(
     whisper_gateway, whisper_engine, speech_10min
 ) -> None:
@@ -89,11 +96,20 @@ def test_client_disconnect_cancels_upstream_work(
             for line in response.iter_lines():
                 if line.startswith("data: ") and "transcript.text.delta" in line:
                     break  # leave after the first segment, ~20 segments still to go
-            assert _engine_busy(http, whisper_engine.base_url) > 0
-        # Without cancellation the engine would keep transcribing the rest for tens of seconds.
-        deadline = time.monotonic() + 15  # vLLM aborts at once; slack for a busy 2-core box
-        while _engine_busy(http, whisper_engine.base_url) > 0:
-            assert time.monotonic() < deadline, "engine still busy after the client left"
+            # The engine's gauges read 0 for a moment between two batches (the next windows are
+            # still being uploaded and featurized), so wait to see it at work before leaving.
+            _wait_until(lambda: _engine_busy(http, whisper_engine.base_url) > 0, seconds=10)
+        # Without cancellation the engine would keep transcribing the rest for tens of seconds;
+        # idle once could be a gap between batches, so it must stay idle for a while.
+        idle = lambda: _engine_busy(http, whisper_engine.base_url) == 0  # noqa: E731
+        _wait_until(idle, seconds=15)  # vLLM aborts at once; slack for a busy 2-core box
+        quiet_until = time.monotonic() + 2
+        while time.monotonic() < quiet_until:
+            assert idle(), "engine took up more work after the client left"
             time.sleep(0.1)
-        metrics = http.get(f"{whisper_gateway.base_url}/metrics").text
-        assert re.search(r"^voxtral_pending_segments 0\.0$", metrics, re.M)
+
+        def nothing_pending() -> bool:
+            metrics = http.get(f"{whisper_gateway.base_url}/metrics").text
+            return re.search(r"^voxtral_pending_segments 0\.0$", metrics, re.M) is not None
+
+        _wait_until(nothing_pending, seconds=5)
