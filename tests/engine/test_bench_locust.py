@@ -1,4 +1,4 @@
-"""bench/locustfile.py runs headless for 60 s against the real CPU engine and writes its CSV."""
+"""bench/locustfile.py runs headless for 20 s against the real CPU engine and writes its CSV."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).with_name("locust")
 
 
-def test_locust_openai_route_headless_60s_writes_csv(voxtral_engine, tmp_path: Path) -> None:
+def test_locust_openai_route_headless_writes_csv(voxtral_engine, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     build_corpus(corpus, long_minutes=[1], short_kinds=["clean"])
     prefix = tmp_path / "locust" / "openai"
@@ -26,7 +26,7 @@ def test_locust_openai_route_headless_60s_writes_csv(voxtral_engine, tmp_path: P
     done = subprocess.run(
         [
             str(LOCUST), "-f", "bench/locustfile.py", "--headless",
-            "-u", "2", "-r", "2", "-t", "60s", "--csv", str(prefix),
+            "-u", "2", "-r", "2", "-t", "20s", "--csv", str(prefix),
             "--host", voxtral_engine.base_url,
             "--route", "openai", "--corpus", str(corpus), "--max-tokens", "16",
             "--short-weight", "4", "--long-weight", "1",
@@ -52,8 +52,8 @@ def test_locust_openai_route_headless_60s_writes_csv(voxtral_engine, tmp_path: P
     )
     # The CSV's final flush and the test_stop summary are taken at different moments while
     # locust stops (CI saw the summary 3 and 6 requests ahead of ~350): allow 3 %.
-    assert abs(summary["ok_requests"] - csv_ok) <= max(4, csv_ok * 0.03)
+    assert abs(summary["ok_requests"] - csv_ok) <= max(8, csv_ok * 0.03)
     assert summary["audio_s"] > 0
-    assert 55 < summary["wall_s"] < 120
+    assert 18 < summary["wall_s"] < 60
     assert summary["rtfx"] == pytest.approx(summary["audio_s"] / summary["wall_s"])
     assert Path(f"{prefix}_stats_history.csv").stat().st_size > 0

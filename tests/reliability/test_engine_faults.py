@@ -59,16 +59,21 @@ def _wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
     return False
 
 
-def test_two_engines_spread_segments_and_survive_a_kill(
+def test_kill9_under_load_then_failover_and_recovery(
     voxtral_engine, killable_engine: KillableEngine, gateway_factory, speech_10min, speech_60s
 ) -> None:
+    """One kill and one restart of the victim engine (each restart costs ~40 s of CI), seen
+    through two gateways: `lone` has only the victim, `pair` has the victim and a survivor."""
     killable_engine.ensure_running()
     survivor, victim = voxtral_engine.base_url, killable_engine.base_url
-    gateway = gateway_factory(upstream_urls=[survivor, victim], max_output_tokens=8)
+    pair = gateway_factory(upstream_urls=[survivor, victim], max_output_tokens=8)
+    lone = gateway_factory(
+        upstream_urls=[victim], max_output_tokens=TOKEN_CAP, segment_timeout_s=60
+    )
 
     # A long file's segments go to both engines (least outstanding work first).
     before = {url: engine_requests_done(url) for url in (survivor, victim)}
-    response, _ = _post(gateway.base_url, speech_10min.read_bytes(), timeout_s=300)
+    response, _ = _post(pair.base_url, speech_10min.read_bytes(), timeout_s=300)
     assert response.status_code == 200, response.text
     served = {url: engine_requests_done(url) - before[url] for url in (survivor, victim)}
     total = sum(served.values())
@@ -77,50 +82,17 @@ def test_two_engines_spread_segments_and_survive_a_kill(
     # Least outstanding work, not round robin: a slower engine gets fewer, but never none.
     assert min(served.values()) >= max(4, 0.15 * total), served
 
-    killable_engine.kill9()
-    # Requests after the kill: segments that try the dead engine are retried on the live one,
-    # which then marks it unhealthy; no client sees a failure.
-    before_survivor = engine_requests_done(survivor)
-    audio = speech_60s.read_bytes()
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: _post(gateway.base_url, audio)[0], range(8)))
-    assert [r.status_code for r in results] == [200] * 8, [r.text for r in results]
-    assert engine_requests_done(survivor) - before_survivor >= 8 * 2
-
-    # The engine comes back: after its cool-down it gets live traffic again, no restart.
-    healthy_s = killable_engine.start()
-    back_at = time.monotonic()
-    victim_before = engine_requests_done(victim)
-
-    def victim_serves_again() -> bool:
-        assert _post(gateway.base_url, audio)[0].status_code == 200
-        return engine_requests_done(victim) > victim_before
-
-    assert _wait_until(victim_serves_again, timeout_s=30, interval_s=0.2)
-    print(
-        f"RELIABILITY failover: 8/8 requests 200 after kill; engine restart {healthy_s:.1f} s; "
-        f"back in rotation {time.monotonic() - back_at:.1f} s after healthy"
-    )
-
-
-def test_kill9_during_concurrent_long_requests_then_recovery(
-    killable_engine: KillableEngine, gateway_factory, speech_60s
-) -> None:
-    killable_engine.ensure_running()
-    engine_url = killable_engine.base_url
-    gateway = gateway_factory(
-        upstream_urls=[engine_url], max_output_tokens=TOKEN_CAP, segment_timeout_s=60
-    )
+    # Kill the victim while `lone` has concurrent long requests on it: clean errors, fast.
     audio = speech_60s.read_bytes()
     with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
-        futures = [pool.submit(_post, gateway.base_url, audio) for _ in range(CONCURRENT_CLIENTS)]
+        futures = [pool.submit(_post, lone.base_url, audio) for _ in range(CONCURRENT_CLIENTS)]
         # The engine's gauge is sampled per scheduler step and a quiet machine can finish a
         # burst between two polls; the gateway's pending-segment gauge holds until each segment
         # is answered, so either one seeing 4 means the kill lands on work in flight.
         assert _wait_until(
             lambda: (
-                engine_requests_running(engine_url) >= 4
-                or _gateway_pending_segments(gateway.base_url) >= 4
+                engine_requests_running(victim) >= 4
+                or _gateway_pending_segments(lone.base_url) >= 4
             ),
             timeout_s=120,
         ), killable_engine.log_tail()
@@ -138,20 +110,38 @@ def test_kill9_during_concurrent_long_requests_then_recovery(
     slowest_error_s = max(at - killed_at for _, at in failed)
     assert slowest_error_s < ERROR_DEADLINE_S
     print(
-        f"\nRELIABILITY kill9: {CONCURRENT_CLIENTS} clients x 60 s clip; statuses {statuses}; "
+        f"RELIABILITY kill9: {CONCURRENT_CLIENTS} clients x 60 s clip; statuses {statuses}; "
         f"last error {slowest_error_s:.2f} s after the kill"
     )
-    assert httpx.get(gateway.base_url + "/ready", timeout=30).status_code == 503
+    assert httpx.get(lone.base_url + "/ready", timeout=30).status_code == 503
 
+    # `pair` after the kill: segments that try the dead engine are retried on the live one,
+    # which then marks it unhealthy; no client sees a failure.
+    before_survivor = engine_requests_done(survivor)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: _post(pair.base_url, audio)[0], range(8)))
+    assert [r.status_code for r in results] == [200] * 8, [r.text for r in results]
+    assert engine_requests_done(survivor) - before_survivor >= 8 * 2
+
+    # The engine comes back on the same port: `lone` answers 200 within seconds of the engine's
+    # /health, and `pair` puts it back in rotation after its cool-down; neither is restarted.
     healthy_s = killable_engine.start()
     healthy_at = time.monotonic()
     first_ok_s = None
     while time.monotonic() - healthy_at < RECOVERY_LIMIT_S:
-        if _post(gateway.base_url, audio)[0].status_code == 200:
+        if _post(lone.base_url, audio)[0].status_code == 200:
             first_ok_s = time.monotonic() - healthy_at
             break
     assert first_ok_s is not None, f"no 200 within {RECOVERY_LIMIT_S} s of the engine's /health"
+    victim_before = engine_requests_done(victim)
+
+    def victim_serves_again() -> bool:
+        assert _post(pair.base_url, audio)[0].status_code == 200
+        return engine_requests_done(victim) > victim_before
+
+    assert _wait_until(victim_serves_again, timeout_s=30, interval_s=0.2)
     print(
-        f"RELIABILITY recovery: engine restart {healthy_s:.1f} s; first 200 "
-        f"{first_ok_s:.2f} s after the engine was healthy (gateway not restarted)"
+        f"RELIABILITY recovery: engine restart {healthy_s:.1f} s; first 200 {first_ok_s:.2f} s "
+        f"after the engine was healthy; back in the pair's rotation "
+        f"{time.monotonic() - healthy_at:.1f} s after healthy (gateways not restarted)"
     )
