@@ -197,7 +197,8 @@ TranscriptionRequest is shared. https://platform.openai.com/docs/api-reference/a
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
-    created: int = 0
+    created: int
+    """Unix time the engine gave for the model when the gateway first asked."""
     owned_by: str = "voxtral-gateway"
 
 

@@ -79,6 +79,8 @@ class Engine:
     base_url: str
     outstanding: int = 0
     model: str | None = None
+    created: int | None = None
+    """Unix time the engine gave for its model when first asked (vLLM gives the time of asking)."""
     failures: int = 0
     healthy: bool = True
     retry_at: float = 0.0
@@ -127,6 +129,16 @@ class UpstreamPool:
         """The model to name upstream: configured, or the first one the engine lists."""
         if self.settings.upstream_model:
             return self.settings.upstream_model
+        return await self._listed_model(engine)
+
+    async def model_created(self, engine: Engine) -> int:
+        """The `created` time the engine lists for its model (what /v1/models reports)."""
+        await self._listed_model(engine)
+        assert engine.created is not None  # set with engine.model
+        return engine.created
+
+    async def _listed_model(self, engine: Engine) -> str:
+        """The first model the engine lists, asked once."""
         if engine.model is None:
             with _mapped_errors(engine.base_url):
                 async with self.client.get(
@@ -142,6 +154,8 @@ class UpstreamPool:
             if not models:
                 raise UpstreamError("Engine serves no model.")
             engine.model = models[0]["id"]
+            created = models[0].get("created")
+            engine.created = created if isinstance(created, int) else int(time.time())
         return engine.model
 
     async def family(self) -> EngineFamily:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 
 import httpx
 import openai
@@ -159,6 +160,10 @@ def test_models_and_ready(voxtral_gateway, voxtral_engine) -> None:
     with httpx.Client(timeout=60, trust_env=False) as http:
         models = http.get(f"{voxtral_gateway.base_url}/v1/models").json()
         assert [m["id"] for m in models["data"]] == [voxtral_engine.model]
+        # `created` is the time the engine gave when first asked (a real clock, not 0).
+        engine_models = http.get(f"{voxtral_engine.base_url}/v1/models").json()
+        created = models["data"][0]["created"]
+        assert time.time() - 24 * 3600 < created <= engine_models["data"][0]["created"]
         ready = http.get(f"{voxtral_gateway.base_url}/ready")
         assert ready.status_code == 200, ready.text
         metrics = http.get(f"{voxtral_gateway.base_url}/metrics").text

@@ -36,12 +36,15 @@ async def metrics(runtime: RuntimeDep) -> Response:
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(runtime: RuntimeDep) -> ModelList:
     """The engine's model, under the name the gateway forwards."""
-    names: list[str] = []
+    cards: dict[str, ModelCard] = {}
     for engine in runtime.upstream.engines:
         try:
-            names.append(await runtime.upstream.model_name(engine))
+            name = await runtime.upstream.model_name(engine)
+            created = await runtime.upstream.model_created(engine)
         except GatewayError:
             continue
-    if not names:
+        if name not in cards:
+            cards[name] = ModelCard(id=name, created=created)
+    if not cards:
         raise UpstreamUnavailableError("No speech engine is reachable.")
-    return ModelList(data=[ModelCard(id=name) for name in dict.fromkeys(names)])
+    return ModelList(data=list(cards.values()))
