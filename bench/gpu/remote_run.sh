@@ -3,7 +3,8 @@
 # Steps run in the order given; state lives in /tmp/vg, which outlives a call by ~30 s, and the
 # engine and gateway run in their own sessions (setsid), so a follow-up call can reuse them.
 #   unpack   join /tmp/vg/site.tar.xz.part1 (call 1, remote_receive.sh) + .gpu/p2 part 2, unpack
-#   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16
+#   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16 (another:
+#            MODEL_FIXTURE="tiny-voxtral-realtime --shape voxtral-mini-4b-realtime")
 #   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb),
 #            plus the flags in $ENGINE_EXTRA (space-separated), if any
 #   stopengine  end the engine only (to start it again with other flags)
@@ -84,7 +85,10 @@ step_unpack() {
 
 step_model() {
   local t0; t0=$(stamp)
-  python3 -m serve.fixtures tiny-voxtral "$VG/model" --shape voxtral-mini-3b --device cuda \
+  local fixture
+  read -ra fixture <<<"${MODEL_FIXTURE:-tiny-voxtral --shape voxtral-mini-3b}"
+  rm -rf "$VG/model"
+  python3 -m serve.fixtures "${fixture[0]}" "$VG/model" "${fixture[@]:1}" --device cuda \
     --dtype bfloat16 >>"$RES/model.log" 2>&1 || { log "model: failed"; tail -20 "$RES/model.log"; return 1; }
   log "model: $(du -sh "$VG/model" | cut -f1) in $(python3 -c "print(round($(stamp)-$t0,1))") s"
 }
