@@ -32,6 +32,7 @@ import resource
 import shlex
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,6 +275,18 @@ def held_sessions(levels: list[dict[str, Any]]) -> int:
     return max((level["sessions"] for level in levels if level["holds"]), default=0)
 
 
+def _engine_alone_line(report: dict[str, Any]) -> list[str]:
+    before, after = report.get("engine_alone_before_s"), report.get("engine_alone_after_s")
+    if not before or not after:
+        return []
+    return [
+        f"Engine alone, one sentence at a time over HTTP, same audio (ms): before p50 "
+        f"{before['p50'] * 1000:.0f} / p99 {before['p99'] * 1000:.0f}, after p50 "
+        f"{after['p50'] * 1000:.0f} / p99 {after['p99'] * 1000:.0f}.",
+        "",
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     def ms(dist: dict[str, float] | None, key: str) -> str:
         return f"{dist[key] * 1000:.0f}" if dist else "-"
@@ -292,6 +305,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['max_send_lag_s']} s of being spoken, every sentence completed) and p99 end "
         f"of speech -> completed <= {report['max_p99_s']} s.",
         "",
+        *_engine_alone_line(report),
         "| sessions | completed | stopped->completed p50 | p99 | end of speech->completed "
         "p50 | p99 | end of speech->stopped p50 | start->first delta p50 | max send lag p99 "
         "| behind | client CPU | holds |",
@@ -322,6 +336,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def engine_alone(engine_url: str, stream: Stream) -> dict[str, float] | None:
+    """The engine's own time per sentence of `stream` (bench/realtime_latency.py's rule)."""
+    from bench.realtime_latency import engine_baseline
+
+    with urllib.request.urlopen(f"{engine_url}/v1/models", timeout=10) as response:  # noqa: S310
+        model = json.load(response)["data"][0]["id"]
+    return engine_baseline(engine_url, model, stream)  # type: ignore[arg-type]
+
+
 def machine() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{platform.node()}, {os.cpu_count()} CPUs, load average at start {load}"
@@ -340,6 +363,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-send-lag-s", type=float, default=0.5)
     parser.add_argument("--max-p99-s", type=float, default=1.5)
     parser.add_argument("--stop-after-fails", type=int, default=2, help="levels in a row")
+    parser.add_argument(
+        "--engine-url",
+        help="also time the engine alone (HTTP, one sentence at a time) before and after: the "
+        "floor under stopped->completed; only for engines that stop (not random weights)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for results.*")
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
@@ -364,6 +392,9 @@ def main(argv: list[str] | None = None) -> None:
         "largest_level": max(levels),
         "levels": [],
     }
+    baseline = variants[0].stream
+    if args.engine_url:
+        report["engine_alone_before_s"] = engine_alone(args.engine_url, baseline)
     update = session_update(args.silence_ms, args.language)
     fails = 0
     for sessions in levels:
@@ -383,6 +414,8 @@ def main(argv: list[str] | None = None) -> None:
         fails = 0 if level["holds"] else fails + 1
         if fails >= args.stop_after_fails:
             break
+    if args.engine_url:
+        report["engine_alone_after_s"] = engine_alone(args.engine_url, baseline)
     report["sessions_held"] = held_sessions(report["levels"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
