@@ -39,7 +39,7 @@ import numpy as np
 import soxr
 import websockets
 
-from bench.realtime_load import machine
+from bench.realtime_report import machine
 from bench.realtime_streams import (
     OPENAI_RATE_HZ,
     RATE_HZ,
