@@ -30,7 +30,10 @@ import resource
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -189,30 +192,50 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def run_level(
+def _run_share(
+    url: str, variants: list[PacedStream], plan: list[tuple[int, float]], update: str
+) -> tuple[list[SessionResult], float]:
+    """One process's sessions (index, start delay); returns them and its CPU share."""
+
+    async def _all() -> list[SessionResult]:
+        return await asyncio.gather(
+            *(run_session(url, variants[i % len(variants)], delay, update) for i, delay in plan)
+        )
+
+    cpu_before, wall_before = _cpu_s(), time.monotonic()
+    results = asyncio.run(_all())
+    return results, (_cpu_s() - cpu_before) / (time.monotonic() - wall_before)
+
+
+def run_level(
     url: str,
     variants: list[PacedStream],
     sessions: int,
     *,
     update: str,
     ramp_s: float,
+    processes: int,
     max_send_lag_s: float,
     max_p99_s: float,
 ) -> dict[str, Any]:
-    """`sessions` microphones at once, starts spread evenly over `ramp_s`."""
-    delays = [ramp_s * i / sessions for i in range(sessions)]
-    cpu_before, wall_before = _cpu_s(), time.monotonic()
-    results = await asyncio.gather(
-        *(
-            run_session(url, variants[i % len(variants)], delay, update)
-            for i, delay in enumerate(delays)
-        )
-    )
-    wall_s = time.monotonic() - wall_before
+    """`sessions` microphones at once, starts spread evenly over `ramp_s`, dealt round-robin
+    to `processes` client processes (one Python process keeps time for ~100 sessions)."""
+    plan = [(i, ramp_s * i / sessions) for i in range(sessions)]
+    shares = [plan[p::processes] for p in range(min(processes, sessions))]
+    if len(shares) == 1:
+        outputs = [_run_share(url, variants, shares[0], update)]
+    else:
+        with ProcessPoolExecutor(len(shares), mp_context=get_context("spawn")) as pool:
+            outputs = list(
+                pool.map(_run_share, repeat(url), repeat(variants), shares, repeat(update))
+            )
+    order = [i for share in shares for i, _ in share]
+    by_index = dict(zip(order, [r for out in outputs for r in out[0]], strict=True))
+    results = [by_index[i] for i in range(sessions)]
     return summarize_level(
         sessions,
         results,
-        client_cpu_share=(_cpu_s() - cpu_before) / wall_s,
+        client_cpu_share=max(share for _, share in outputs),
         max_send_lag_s=max_send_lag_s,
         max_p99_s=max_p99_s,
     )
@@ -283,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", default="en")
     parser.add_argument("--seed-dir", type=Path, help="bench/gpu/clips.py seed; else espeak-ng")
     parser.add_argument("--ramp-s", type=float, default=1.0)
+    parser.add_argument("--processes", type=int, default=1, help="client processes per level")
     parser.add_argument("--max-send-lag-s", type=float, default=0.5)
     parser.add_argument("--max-p99-s", type=float, default=1.5)
     parser.add_argument("--stop-after-fails", type=int, default=2, help="levels in a row")
@@ -321,16 +345,15 @@ def main(argv: list[str] | None = None) -> None:
     update = session_update(args.silence_ms, args.language)
     fails = 0
     for sessions in levels:
-        level = asyncio.run(
-            run_level(
-                args.url,
-                variants,
-                sessions,
-                update=update,
-                ramp_s=args.ramp_s,
-                max_send_lag_s=args.max_send_lag_s,
-                max_p99_s=args.max_p99_s,
-            )
+        level = run_level(
+            args.url,
+            variants,
+            sessions,
+            update=update,
+            ramp_s=args.ramp_s,
+            processes=args.processes,
+            max_send_lag_s=args.max_send_lag_s,
+            max_p99_s=args.max_p99_s,
         )
         report["levels"].append(level)
         print(json.dumps({k: level[k] for k in ("sessions", "completed", "holds")}), flush=True)  # noqa: T201

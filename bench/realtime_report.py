@@ -63,8 +63,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Sessions held at real time: **{held}**"
         + (" (the largest level tried)" if held == report["largest_level"] else ""),
         "",
-        "Times in milliseconds on the client's clock. `client CPU` is the load client's own CPU "
-        "time over the level's wall time (100% = one core busy: its timings are suspect).",
+        "Times in milliseconds on the client's clock. `client CPU`: the busiest client process's "
+        "CPU time over its wall time (near 100% = one core busy: its timings are suspect).",
     ]
     errors = [e for level in report["levels"] for e in level["errors"]]
     if errors:

@@ -7,6 +7,6 @@
 # Results: /tmp/vg/results/realtime/ in the tarball `remote_run.sh out` writes to $OUT; keep
 # them as bench/results/h200/realtime/ (bench/results/h200/README.md).
 export PROFILE=voxtral-mini-3b-h200
-export REALTIME_EXTRA="--sentences 8 --chunk-ms 100 --silence-ms 500 --max-p99-s 1.5 --ramp-s 2"
+export REALTIME_EXTRA="--sentences 8 --chunk-ms 100 --silence-ms 500 --max-p99-s 1.5 --ramp-s 2 --processes 4"
 bash bench/gpu/remote_run.sh env:VOXTRAL_WORKERS=4 env:VOXTRAL_REALTIME__MAX_CONNECTIONS=512 \
   unpack model engine gateway wait realtime:realtime:1,8,32,64,128,256 metrics
