@@ -31,7 +31,10 @@ import shlex
 import sys
 import time
 import urllib.request
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -187,24 +190,46 @@ def _manual_session() -> dict[str, Any]:
     }
 
 
-async def run_level(
-    gateway: str,
-    direct: str,
-    model: str,
-    variants: list[list[Utterance]],
-    pairs: int,
-    chunk_s: float,
-    ramp_s: float,
-) -> dict[str, Any]:
-    async def _pair(index: int) -> tuple[HalfResult, HalfResult]:
-        await asyncio.sleep(ramp_s * index / pairs)
-        utterances = variants[index % len(variants)]
-        return await asyncio.gather(
-            run_half(gateway, utterances, chunk_s, direct=False, model=None),
-            run_half(direct, utterances, chunk_s, direct=True, model=model),
-        )
+@dataclass(frozen=True)
+class Target:
+    gateway: str
+    direct: str
+    model: str
+    chunk_s: float
 
-    results = await asyncio.gather(*(_pair(i) for i in range(pairs)))
+
+def _run_pairs(
+    target: Target, variants: list[list[Utterance]], plan: list[tuple[int, float]]
+) -> list[tuple[HalfResult, HalfResult]]:
+    """One process's pairs (index, start delay); both halves of a pair start together."""
+
+    async def _pair(index: int, delay_s: float) -> tuple[HalfResult, HalfResult]:
+        await asyncio.sleep(delay_s)
+        utterances = variants[index % len(variants)]
+        gateway, direct = await asyncio.gather(
+            run_half(target.gateway, utterances, target.chunk_s, direct=False, model=None),
+            run_half(target.direct, utterances, target.chunk_s, direct=True, model=target.model),
+        )
+        return gateway, direct
+
+    async def _all() -> list[tuple[HalfResult, HalfResult]]:
+        return await asyncio.gather(*(_pair(i, d) for i, d in plan))
+
+    return asyncio.run(_all())
+
+
+def run_level(
+    target: Target, variants: list[list[Utterance]], pairs: int, ramp_s: float, processes: int
+) -> dict[str, Any]:
+    """`pairs` pairs at once, starts spread over `ramp_s`, dealt round-robin to processes."""
+    plan = [(i, ramp_s * i / pairs) for i in range(pairs)]
+    shares = [plan[p::processes] for p in range(min(processes, pairs))]
+    if len(shares) == 1:
+        outputs = [_run_pairs(target, variants, shares[0])]
+    else:
+        with ProcessPoolExecutor(len(shares), mp_context=get_context("spawn")) as pool:
+            outputs = list(pool.map(_run_pairs, repeat(target), repeat(variants), shares))
+    results = [pair for out in outputs for pair in out]
     return summarize_level(pairs, results, expected=len(variants[0]) - 1)
 
 
@@ -327,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-ms", type=int, default=80, choices=range(20, 101, 10))
     parser.add_argument("--seed-dir", type=Path, help="bench/gpu/clips.py seed; else espeak-ng")
     parser.add_argument("--ramp-s", type=float, default=1.0)
+    parser.add_argument("--processes", type=int, default=1, help="client processes per level")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
@@ -351,11 +377,9 @@ def main(argv: list[str] | None = None) -> None:
         "chunk_ms": args.chunk_ms,
         "levels": [],
     }
-    chunk_s = args.chunk_ms / 1000
+    target = Target(args.gateway, args.direct, model, args.chunk_ms / 1000)
     for pairs in levels:
-        level = asyncio.run(
-            run_level(args.gateway, args.direct, model, variants, pairs, chunk_s, args.ramp_s)
-        )
+        level = run_level(target, variants, pairs, args.ramp_s, args.processes)
         report["levels"].append(level)
         print(json.dumps({"pairs": pairs, "added_per_delta_s": level["added_per_delta_s"]}))  # noqa: T201
     args.out.mkdir(parents=True, exist_ok=True)

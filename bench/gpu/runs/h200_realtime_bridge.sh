@@ -9,7 +9,7 @@ export PROFILE=voxtral-mini-4b-realtime
 # On a fresh machine (call 2's went back), run remote_receive.sh first: this unpacks again.
 UNPACK=()
 [[ -d /tmp/vg/site/vllm ]] || UNPACK=(unpack)
-export RTBRIDGE_EXTRA="--utterances 5 --chunk-ms 80 --ramp-s 2"
+export RTBRIDGE_EXTRA="--utterances 5 --chunk-ms 80 --ramp-s 2 --processes 4"
 bash bench/gpu/remote_run.sh stopgateway stopengine \
   "env:MODEL_FIXTURE=tiny-voxtral-realtime --shape voxtral-mini-4b-realtime" \
   "env:ENGINE_EXTRA=--max-num-seqs 160" \
