@@ -270,7 +270,7 @@ def summarize_level(
         "eos_to_stopped_s": pooled("eos_to_stopped_s"),
         "max_send_lag_s": distribution([r.max_send_lag_s for r in results]),
         "sessions_behind": len(behind),
-        "client_cpu_share": round(client_cpu_share, 3),
+        "client_cpu_share": round(client_cpu_share, 4),
         "holds": bool(not behind and eos is not None and eos["p99"] <= max_p99_s),
         "errors": [e for r in results for e in r.errors][:5],
         "sample_transcripts": results[0].transcripts[:3],

@@ -30,6 +30,7 @@ def test_two_realtime_sessions_report_every_turn(whisper_gateway, tmp_path: Path
             "--levels", "2",
             "--sentences", "2",
             "--chunk-ms", "50",
+            "--processes", "2",  # one session per client process, as the GPU run deals them
             "--out", str(out),
         ],
         cwd=REPO_ROOT,
@@ -53,6 +54,7 @@ def test_two_realtime_sessions_report_every_turn(whisper_gateway, tmp_path: Path
     assert level["eos_to_completed_s"]["min"] > 0
     assert level["eos_to_completed_s"]["p50"] >= level["stopped_to_completed_s"]["p50"]
     assert level["max_send_lag_s"]["max"] >= 0
+    assert 0 < level["client_cpu_share"] < 1
     assert isinstance(level["holds"], bool)
     assert report["sessions_held"] in (0, 2)
     assert any("office" in t.lower() for t in level["sample_transcripts"])
