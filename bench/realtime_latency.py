@@ -17,6 +17,9 @@ Concurrency: N sessions stream at once (starts spread over one second). A level 
 time" when every sentence of every session got its `completed` and the p99 of end of
 speech -> completed stays under --max-p99-s. Results go to OUT.json and OUT.md with the
 command line and the machine's load.
+
+For many sessions (client processes, 20-100 ms chunks, any `/v1/realtime` URL, the GPU run) see
+bench/realtime_load.py; for the bridge vs vLLM's own `/v1/realtime`, bench/realtime_bridge.py.
 """
 
 from __future__ import annotations

@@ -83,3 +83,5 @@ done
 [[ -s $GPU/p2/seed/seed.json ]] || .venv/bin/python bench/gpu/clips.py seed "$GPU/p2/seed"
 ls -l "$GPU/p1" "$GPU/p2"
 echo "files: $(wc -l <"$GPU/stage/files.txt"), unpacked: $(du -sh "$SITE" | cut -f1)"
+# 8. Each call also carries the working tree: both calls must stay under 64 MiB.
+bash bench/gpu/carry_size.sh "$GPU"

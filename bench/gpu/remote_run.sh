@@ -3,7 +3,8 @@
 # Steps run in the order given; state lives in /tmp/vg, which outlives a call by ~30 s, and the
 # engine and gateway run in their own sessions (setsid), so a follow-up call can reuse them.
 #   unpack   join /tmp/vg/site.tar.xz.part1 (call 1, remote_receive.sh) + .gpu/p2 part 2, unpack
-#   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16
+#   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16 (another:
+#            MODEL_FIXTURE="tiny-voxtral-realtime --shape voxtral-mini-4b-realtime")
 #   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb),
 #            plus the flags in $ENGINE_EXTRA (space-separated), if any
 #   stopengine  end the engine only (to start it again with other flags)
@@ -25,6 +26,15 @@
 #     torch profiler for $PROFILE_FOR_S (1.5) s (engine started with ENGINE_EXTRA holding
 #     --profiler-config {"profiler":"torch","torch_profiler_dir":"/tmp/vg/results/prof",...}),
 #     summarised by bench/gpu/profile_trace.py into NAME/profile.txt
+#   realtime:NAME:LEVELS  opt-in realtime phase: python -m bench.realtime_load, LEVELS (e.g.
+#     1,8,32,64,128) concurrent OpenAI-protocol sessions streaming .gpu/p2/seed speech at real-time
+#     pace into the gateway's /v1/realtime (server VAD); flags from $REALTIME_EXTRA (e.g.
+#     "--sentences 8 --chunk-ms 100 --max-p99-s 1.5"); start the gateway with
+#     env:VOXTRAL_REALTIME__MAX_CONNECTIONS=N >= the largest level. Writes NAME/results.{md,json}
+#   rtbridge:NAME:LEVELS  python -m bench.realtime_bridge: gateway bridge vs the engine's own
+#     /v1/realtime side by side (needs an engine serving a Voxtral Realtime model and a gateway
+#     started after env:VOXTRAL_REALTIME__PASSTHROUGH_URL=ws://127.0.0.1:$ENGINE_PORT);
+#     flags from $RTBRIDGE_EXTRA
 #   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA, VOXTRAL_*)
 #   metrics  engine + gateway /metrics, nvidia-smi
 #   components  encoder / prefill / decode timed alone in PyTorch (after stopengine)
@@ -32,12 +42,12 @@
 #   out      pack /tmp/vg/results and logs into $OUT
 set -uo pipefail
 REPO=$(pwd)
-VG=/tmp/vg
+VG=${VG:-/tmp/vg}  # overridable for a CPU dry run of the gateway/realtime steps
 SITE=$VG/site
 RES=$VG/results
 PROFILE=${PROFILE:-voxtral-mini-3b-h100-80gb}
-ENGINE_PORT=8000
-GATEWAY_PORT=8001
+ENGINE_PORT=${ENGINE_PORT:-8000}
+GATEWAY_PORT=${GATEWAY_PORT:-8001}
 TOKENS_PER_AUDIO_S=${TOKENS_PER_AUDIO_S:-4}
 mkdir -p "$RES"
 # Cores: half the physical cores for the engine, a quarter each for the gateway and the load
@@ -75,7 +85,10 @@ step_unpack() {
 
 step_model() {
   local t0; t0=$(stamp)
-  python3 -m serve.fixtures tiny-voxtral "$VG/model" --shape voxtral-mini-3b --device cuda \
+  local fixture
+  read -ra fixture <<<"${MODEL_FIXTURE:-tiny-voxtral --shape voxtral-mini-3b}"
+  rm -rf "$VG/model"
+  python3 -m serve.fixtures "${fixture[0]}" "$VG/model" "${fixture[@]:1}" --device cuda \
     --dtype bfloat16 >>"$RES/model.log" 2>&1 || { log "model: failed"; tail -20 "$RES/model.log"; return 1; }
   log "model: $(du -sh "$VG/model" | cut -f1) in $(python3 -c "print(round($(stamp)-$t0,1))") s"
 }
@@ -96,12 +109,12 @@ PY
   log "engine argv: $(python3 -c 'import json,shlex,sys; print(shlex.join(json.load(open(sys.argv[1]))["argv"]))' "$VG/engine.argv")"
   stamp >"$VG/engine.t0"
   rm -f "$VG/engine.ready"
-  python3 - "$VG/engine.argv" <<'PY' >"$VG/engine.pid"
+  python3 - "$VG/engine.argv" "$RES/engine.log" <<'PY' >"$VG/engine.pid"
 import json, os, subprocess, sys
 spec = json.load(open(sys.argv[1]))
 env = os.environ | spec["env"]
 cpus = os.environ.get("ENGINE_CPUS", "0-7")
-log = open("/tmp/vg/results/engine.log", "ab")
+log = open(sys.argv[2], "ab")
 proc = subprocess.Popen(["taskset", "-c", cpus, *spec["argv"]], env=env, stdout=log,
                         stderr=subprocess.STDOUT, start_new_session=True)
 print(proc.pid)
@@ -144,7 +157,7 @@ step_wait() {
     wait_http "http://127.0.0.1:$GATEWAY_PORT/health" 120 "$VG/gateway.pid" &&
       log "gateway: ready" || { log "gateway: not ready"; tail -30 "$RES/gateway.log"; }
   fi
-  nvidia-smi --query-gpu=memory.used,memory.total --format=csv >"$RES/nvidia-smi-ready.csv"
+  nvidia-smi --query-gpu=memory.used,memory.total --format=csv >"$RES/nvidia-smi-ready.csv" 2>&1 || true
 }
 
 step_clips() {
@@ -230,6 +243,27 @@ run_profile() {  # run_profile NAME KINDS CONCURRENCY REPEAT: a few saturated st
   rm -rf "$RES/prof"  # the raw trace is too large to bring back
 }
 
+run_realtime() {  # run_realtime load|bridge NAME LEVELS: bench/realtime_{load,bridge}.py
+  local kind=$1 name=$2 levels=$3 t0 args extra
+  t0=$(stamp)
+  local gateway_ws="ws://127.0.0.1:$GATEWAY_PORT/v1/realtime?intent=transcription"
+  if [[ $kind == load ]]; then
+    read -ra extra <<<"${REALTIME_EXTRA:-}"
+    args=(bench.realtime_load --url "$gateway_ws")
+  else
+    read -ra extra <<<"${RTBRIDGE_EXTRA:-}"
+    args=(bench.realtime_bridge --gateway "$gateway_ws"
+      --direct "ws://127.0.0.1:$ENGINE_PORT/v1/realtime")
+  fi
+  args+=("${extra[@]}")
+  taskset -c "$CLIENT_CPUS" python3 -m "${args[@]}" --levels "$levels" \
+    --seed-dir "$REPO/.gpu/p2/seed" --out "$RES/$name" \
+    --note "$GPU_NAME run, profile $PROFILE, engine cores $ENGINE_CPUS, gateway $GATEWAY_CPUS, client $CLIENT_CPUS, VOXTRAL_WORKERS=${VOXTRAL_WORKERS:-unset}" \
+    >"$RES/$name.log" 2>&1
+  log "realtime $kind $name ($levels): rc=$? in $(python3 -c "print(round($(stamp)-$t0,1))") s"
+  grep '^|' "$RES/$name/results.md" 2>/dev/null || tail -20 "$RES/$name.log"
+}
+
 step_metrics() {
   get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/engine-metrics.txt"
   get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/gateway-metrics.txt"
@@ -286,6 +320,8 @@ for spec in "$@"; do
     profile) run_profile "$a" "$b" "$c" "${d:-1}" ;;
     overhead) run_overhead "$a" "${b:-200}" ;;
     overload) run_overload "$a" "${b:-8}" "${c:-60}" ;;
+    realtime) run_realtime load "$a" "${b:-1,8,32,64}" ;;
+    rtbridge) run_realtime bridge "$a" "${b:-1,8,32,64}" ;;
     env) export "${spec#env:}"; log "env ${spec#env:}" ;;
     *) "step_$step" || { log "step $step failed"; step_out; exit 1; } ;;
   esac
