@@ -23,11 +23,19 @@ _STAMP = ".generated"
 
 def _generate(name: GeneratedModel, out_dir: Path) -> None:
     # Imported here: torch and safetensors load only when a model is actually built.
-    from serve.fixtures import SHAPES, convert_whisper_ct2, generate_voxtral
+    from serve.fixtures import (
+        REALTIME_SHAPES,
+        SHAPES,
+        convert_whisper_ct2,
+        generate_voxtral,
+        generate_voxtral_realtime,
+    )
     from voxtral_gateway.whisper_ct2 import ct2_model_dir
 
     if name == "tiny-voxtral":
         generate_voxtral(out_dir, shape=SHAPES["tiny"], seed=0)
+    elif name == "tiny-voxtral-realtime":
+        generate_voxtral_realtime(out_dir, shape=REALTIME_SHAPES["tiny"], seed=0)
     else:
         ct2_name = "base" if name == "whisper-base" else "tiny.en"
         convert_whisper_ct2(ct2_model_dir(ct2_name, out_dir.parent), out_dir)

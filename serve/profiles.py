@@ -20,7 +20,7 @@ ENGINE_ENV_DIR = REPO_ROOT / "serve" / "engine_env"
 MODEL_CACHE_DIR = REPO_ROOT / ".cache" / "models"
 ENGLISH_ONLY_ENV = "VOXTRAL_ENGINE_ENGLISH_ONLY"  # read by serve/engine_env/sitecustomize.py
 
-GeneratedModel = Literal["tiny-voxtral", "whisper-tiny-en", "whisper-base"]
+GeneratedModel = Literal["tiny-voxtral", "tiny-voxtral-realtime", "whisper-tiny-en", "whisper-base"]
 
 
 class Profile(BaseModel):

@@ -3,7 +3,8 @@
 #   .venv         the gateway + dev tools   (pip install -e '.[dev]')
 #   .venv-engine  the vLLM CPU engine        (serve/engine-requirements.txt)
 #   espeak-ng, sox                          (apt, only if missing)
-#   .cache/models the generated CPU test models (tiny Voxtral, Whisper tiny.en, Whisper base)
+#   .cache/models the generated CPU test models (tiny Voxtral, tiny Voxtral Realtime, Whisper
+#   tiny.en, Whisper base)
 # Each venv keeps a stamp: the sha256 of what it was installed from. A matching stamp skips
 # pip entirely; otherwise pip runs (a no-op in seconds when the venv is already complete,
 # ~80 s and ~3.5 GB for a fresh engine venv; wheels come from pip's cache on a re-run).
@@ -64,6 +65,7 @@ ensure_venv .venv pyproject.toml serve/constraints-cpu.txt -- -c serve/constrain
 ensure_venv .venv-engine serve/engine-requirements.txt -- -r serve/engine-requirements.txt
 # Build the CPU test models now rather than inside the first test (each takes seconds).
 .venv/bin/python -m serve model cpu-tiny-voxtral >/dev/null
+.venv/bin/python -m serve model cpu-tiny-voxtral-realtime >/dev/null
 .venv/bin/python -m serve model cpu-whisper-tiny-en >/dev/null
 .venv/bin/python -m serve model cpu-whisper-base >/dev/null
 log "done"

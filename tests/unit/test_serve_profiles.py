@@ -30,6 +30,13 @@ EXPECTED_COMMANDS: dict[str, list[str]] = {
         *MISTRAL, "--max-model-len", "2048", "--max-num-seqs", "16", "--enforce-eager",
         *NO_MEDIA_FETCH,
     ],
+    "cpu-tiny-voxtral-realtime": [
+        str(REPO_ROOT / ".venv-engine/bin/vllm"), "serve",
+        str(MODEL_CACHE_DIR / "tiny-voxtral-realtime"),
+        "--host", "127.0.0.1", "--port", "8000", "--served-model-name", "tiny-voxtral-realtime",
+        *MISTRAL, "--max-model-len", "2048", "--max-num-seqs", "8", "--enforce-eager",
+        *NO_MEDIA_FETCH,
+    ],
     "cpu-whisper-tiny-en": [
         str(REPO_ROOT / ".venv-engine/bin/vllm"), "serve", str(MODEL_CACHE_DIR / "whisper-tiny-en"),
         "--host", "127.0.0.1", "--port", "8000", "--served-model-name", "whisper-tiny-en",

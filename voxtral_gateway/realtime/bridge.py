@@ -93,12 +93,22 @@ class BridgeTranscriber:
                     raise ConnectionError(f"engine sent {created.get('type')!r} first")
                 await engine.send(json.dumps({"type": "session.update", "model": self._model}))
                 reader = asyncio.ensure_future(self._read(engine))
+                writer = asyncio.ensure_future(self._write(engine))
                 try:
-                    await self._write(engine)
+                    # The writer never returns; the reader returns when the engine closes,
+                    # which may be while the writer waits for a `done` that will not come.
+                    done, _ = await asyncio.wait(
+                        {reader, writer}, return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     reader.cancel()
+                    writer.cancel()
+                for task in done:
+                    task.result()
+                raise ConnectionError("the engine closed the connection")
         except (OSError, websockets.WebSocketException, ConnectionError, ValueError) as exc:
             logger.warning("realtime passthrough to %s failed: %s", self._url, exc)
+            self._items.clear()  # nothing more will complete: the session is not waiting
             await self._emit(
                 error_event(
                     "The realtime speech engine cannot be reached.",
