@@ -24,6 +24,7 @@ from voxtral_gateway.realtime.router import router as realtime_router
 from voxtral_gateway.routes import health, transcriptions, translations
 from voxtral_gateway.runtime import open_runtime
 from voxtral_gateway.settings import Settings
+from voxtral_gateway.worker_group import WorkerGroup
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +35,18 @@ def create_app(
     http_client: aiohttp.ClientSession | None = None,
     detector: SpeechDetector | None = None,
     open_paths: frozenset[str] = frozenset(),
+    worker_group: WorkerGroup | None = None,
 ) -> FastAPI:
     """Build the gateway. Tests may pass their own HTTP client or VAD detector; a host
     platform wrapper (runpod/lb.py) names its own probe paths in `open_paths`, left open to
-    callers without a key."""
+    callers without a key. `worker_group`: set by server.py when several workers share the
+    port."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, http_client=http_client, detector=detector) as runtime:
+        async with open_runtime(
+            settings, http_client=http_client, detector=detector, worker_group=worker_group
+        ) as runtime:
             app.state.runtime = runtime
             logger.info("gateway ready; engines: %s", ", ".join(settings.upstream_urls))
             yield
