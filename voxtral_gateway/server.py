@@ -93,15 +93,19 @@ def bind_shared_port(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+
+
 def serve_one(settings: Settings, *, worker_group: WorkerGroup | None = None) -> int:
     """One gateway process; with `worker_group` it binds next to its sibling workers and
     shares metrics and admission load with them."""
     from voxtral_gateway.app import create_admin_app, create_app
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(settings)
     app = create_app(settings, worker_group=worker_group)
     config = uvicorn.Config(
         app,
@@ -144,6 +148,7 @@ def serve(settings: Settings) -> int:
     """
     if settings.workers == 1:
         return serve_one(settings)
+    _configure_logging(settings)
     run_dir = create_run_dir(settings.workers)
     try:
         return _run_workers(settings, run_dir)
@@ -179,8 +184,12 @@ def _run_workers(settings: Settings, run_dir: Path) -> int:
             if worker.sentinel in exited:
                 worker.join()
                 del running[index]
-                if worker.exitcode != 0:
-                    logger.error("worker %d exited with %s", index, worker.exitcode)
                 # A worker that died with requests in flight must not hold their share.
                 forget_worker(run_dir, index, worker.pid)
+                logger.log(
+                    logging.INFO if worker.exitcode == 0 else logging.ERROR,
+                    "worker %d exited (%s); its admission load is released",
+                    index,
+                    worker.exitcode,
+                )
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1
