@@ -20,6 +20,7 @@ from voxtral_gateway.middleware import (
 from voxtral_gateway.mistral import routes as mistral_routes
 from voxtral_gateway.pipeline.vad import SpeechDetector
 from voxtral_gateway.ratelimit import RateLimiter
+from voxtral_gateway.ratelimit_shared import SharedAccounts
 from voxtral_gateway.realtime.router import router as realtime_router
 from voxtral_gateway.routes import health, transcriptions, translations
 from voxtral_gateway.runtime import open_runtime
@@ -68,7 +69,7 @@ def create_app(
         max_bytes=settings.limits.max_upload_bytes,
         max_inline_bytes=settings.limits.max_inline_bytes,
     )
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limits))
+    app.add_middleware(RateLimitMiddleware, limiter=_rate_limiter(settings, worker_group))
     app.add_middleware(
         ApiKeyMiddleware,
         keys=[k.get_secret_value() for k in settings.api_keys],
@@ -76,6 +77,15 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _rate_limiter(settings: Settings, worker_group: WorkerGroup | None) -> RateLimiter:
+    """Buckets in this process, or, with several workers, in a store they all share."""
+    limiter = RateLimiter(settings.rate_limits)
+    if worker_group is None or not limiter.is_enabled:
+        return limiter
+    shared = SharedAccounts(worker_group.rate_limits_path, settings.rate_limits)
+    return RateLimiter(settings.rate_limits, accounts=shared)
 
 
 def create_admin_app(public: FastAPI) -> FastAPI:

@@ -1,6 +1,7 @@
 """What the gateway's worker processes share (`Settings.workers` > 1): one run folder with
-prometheus_client's multiprocess files (so /metrics totals every worker) and a table of each
-worker's admission load (so the limits hold for the whole gateway, not per process).
+prometheus_client's multiprocess files (so /metrics totals every worker), a table of each
+worker's admission load (so the limits hold for the whole gateway, not per process) and the
+per-key rate-limit buckets (ratelimit_shared.py).
 
 The load table is a small file mapped into every worker, one slot per worker, each written
 only by its worker, read by all under an `flock`. Why a file lock and not a
@@ -29,6 +30,7 @@ _SLOT = struct.Struct("<qdq")
 """One worker's load: in-flight requests, in-flight audio seconds, pending segments."""
 _METRICS_DIR = "metrics"
 _LOAD_FILE = "admission-load"
+_RATE_LIMITS_FILE = "rate-limits.sqlite"
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -63,6 +65,11 @@ class WorkerGroup:
     @property
     def load_path(self) -> Path:
         return self.run_dir / _LOAD_FILE
+
+    @property
+    def rate_limits_path(self) -> Path:
+        """Per-key rate-limit buckets (ratelimit_shared.py)."""
+        return self.run_dir / _RATE_LIMITS_FILE
 
 
 def create_run_dir(count: int, parent: Path | None = None) -> Path:

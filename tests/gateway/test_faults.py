@@ -377,3 +377,22 @@ def test_a_killed_worker_releases_its_admission_share(
         fake_upstream_stall.release.set()
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_workers_share_each_keys_rate_limit(tmp_path: Path) -> None:
+    """2 requests a minute for a key, two workers, four requests on fresh connections: two
+    pass whichever workers answer (per-process buckets would have let all four through)."""
+    closed_engine = f"http://127.0.0.1:{free_port()}"  # silence never reaches it
+    process, base_url, _ = _gateway_process(
+        tmp_path, closed_engine, "--workers", "2", VOXTRAL_RATE_LIMITS__REQUESTS_PER_MINUTE="2"
+    )
+    try:
+        statuses = []
+        for _ in range(4):
+            with httpx.Client(timeout=60, trust_env=False) as fresh:
+                fresh.headers["Authorization"] = "Bearer client-a"
+                statuses.append(_post(fresh, base_url, _silence_wav(1.0)).status_code)
+        assert statuses == [200, 200, 429, 429]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
