@@ -94,6 +94,11 @@ class Admission:
         """This process's load."""
         return Load(self.in_flight_requests, self.in_flight_audio_s, self.pending_segments)
 
+    def gateway_load(self) -> Load:
+        """The load of every worker together (this process's alone with one worker)."""
+        with self._shared_lock() as others:
+            return self.load + others
+
     @contextlib.contextmanager
     def _shared_lock(self) -> Iterator[Load]:
         """The other workers' load, held still until the block ends (zero with one process)."""

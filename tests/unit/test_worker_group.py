@@ -50,6 +50,7 @@ def test_pending_segments_limit_counts_every_worker(workers: tuple[Admission, Ad
     first, second = workers
     ticket = first.admit()
     ticket.add(audio_s=30.0, segments=10)
+    assert second.gateway_load() == Load(requests=1, audio_s=30.0, segments=10)
     with pytest.raises(OverloadedError):
         second.admit()
     for _ in range(10):
