@@ -72,9 +72,12 @@ class AdminServer(uvicorn.Server):
 
 
 async def _serve_with_admin(
-    server: DrainingServer, admin: AdminServer, sockets: list[socket.socket] | None
+    server: DrainingServer,
+    admin: AdminServer,
+    sockets: list[socket.socket] | None,
+    admin_sockets: list[socket.socket] | None,
 ) -> None:
-    admin_task = asyncio.create_task(admin.serve())
+    admin_task = asyncio.create_task(admin.serve(admin_sockets))
     try:
         await server.serve(sockets)
     finally:
@@ -128,7 +131,11 @@ def serve_one(settings: Settings, *, worker_group: WorkerGroup | None = None) ->
             lifespan="off",
         )
     )
-    asyncio.run(_serve_with_admin(server, admin, sockets))
+    # Workers share the admin port too: any of them answers /metrics with the totals.
+    admin_sockets = (
+        None if worker_group is None else [bind_shared_port(settings.host, settings.admin_port)]
+    )
+    asyncio.run(_serve_with_admin(server, admin, sockets, admin_sockets))
     return 0
 
 

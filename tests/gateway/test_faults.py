@@ -379,12 +379,19 @@ def test_a_killed_worker_releases_its_admission_share(
         process.wait(timeout=30)
 
 
-def test_workers_share_each_keys_rate_limit(tmp_path: Path) -> None:
+def test_workers_share_each_keys_rate_limit_and_the_admin_port(tmp_path: Path) -> None:
     """2 requests a minute for a key, two workers, four requests on fresh connections: two
-    pass whichever workers answer (per-process buckets would have let all four through)."""
+    pass whichever workers answer (per-process buckets would have let all four through), and
+    both workers serve the admin port's /metrics with the totals."""
     closed_engine = f"http://127.0.0.1:{free_port()}"  # silence never reaches it
-    process, base_url, _ = _gateway_process(
-        tmp_path, closed_engine, "--workers", "2", VOXTRAL_RATE_LIMITS__REQUESTS_PER_MINUTE="2"
+    admin_port = free_port()
+    process, base_url, log_path = _gateway_process(
+        tmp_path,
+        closed_engine,
+        "--workers",
+        "2",
+        VOXTRAL_RATE_LIMITS__REQUESTS_PER_MINUTE="2",
+        VOXTRAL_ADMIN_PORT=str(admin_port),
     )
     try:
         statuses = []
@@ -393,6 +400,10 @@ def test_workers_share_each_keys_rate_limit(tmp_path: Path) -> None:
                 fresh.headers["Authorization"] = "Bearer client-a"
                 statuses.append(_post(fresh, base_url, _silence_wav(1.0)).status_code)
         assert statuses == [200, 200, 429, 429]
+        admin_url = f"http://127.0.0.1:{admin_port}"
+        for _ in range(6):
+            assert _metric(admin_url, 'voxtral_requests_total{format="json",status="200"}') == 2
+        assert "exited" not in log_path.read_text()  # no worker died binding the admin port
     finally:
         process.terminate()
         process.wait(timeout=30)
