@@ -2,17 +2,26 @@
 
 Load is counted in what costs engine time, audio seconds and pending segments, not only in
 requests: one 2-hour file weighs as much as a thousand short clips.
+
+With several workers (`Settings.workers`) each one publishes its load to a table they share
+(worker_group.py) and admits only while the sum over all workers is under the limits, so the
+limits hold for the whole gateway. Why not split each limit N ways: the kernel spreads
+connections over the workers by a hash, not by load, so one worker would refuse (429) while
+another sat idle; a client with one keep-alive connection would never see more than 1/N.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from voxtral_gateway.errors import OverloadedError, UpstreamUnavailableError
 from voxtral_gateway.pipeline.stream import ChunkSegments
 from voxtral_gateway.ratelimit import AudioCharge
 from voxtral_gateway.settings import Settings
+from voxtral_gateway.worker_group import Load, SharedLoad
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Ticket:
         self.admission.pending_segments += segments
         self.audio_s += audio_s
         self.segments += segments
+        self.admission.changed()
 
     def add_chunk(self, chunk: ChunkSegments) -> None:
         self.add(chunk.added_s, len(chunk.segments))
@@ -46,6 +56,7 @@ class Ticket:
         if self.segments > 0:
             self.segments -= 1
             self.admission.pending_segments -= 1
+            self.admission.changed()
 
     def release(self) -> None:
         if self.released:
@@ -59,6 +70,7 @@ class Ticket:
         self.admission.in_flight_requests -= 1
         if self.admission.in_flight_requests == 0:
             self.admission.idle.set()
+        self.admission.changed()
 
 
 @dataclass
@@ -69,9 +81,39 @@ class Admission:
     pending_segments: int = 0
     draining: bool = False
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    shared: SharedLoad | None = None
+    """The other workers' load, and where this one publishes its own (None: one process)."""
+    on_change: Callable[[Admission], None] | None = None
+    """Called after every change of the load (metrics gauges)."""
 
     def __post_init__(self) -> None:
         self.idle.set()
+
+    @property
+    def load(self) -> Load:
+        """This process's load."""
+        return Load(self.in_flight_requests, self.in_flight_audio_s, self.pending_segments)
+
+    def gateway_load(self) -> Load:
+        """The load of every worker together (this process's alone with one worker)."""
+        with self._shared_lock() as others:
+            return self.load + others
+
+    @contextlib.contextmanager
+    def _shared_lock(self) -> Iterator[Load]:
+        """The other workers' load, held still until the block ends (zero with one process)."""
+        if self.shared is None:
+            yield Load()
+            return
+        with self.shared.locked():
+            yield self.shared.others()
+
+    def changed(self) -> None:
+        if self.shared is not None:
+            with self.shared.locked():
+                self.shared.publish(self.load)
+        if self.on_change is not None:
+            self.on_change(self)
 
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self.settings.retry_after_s)}
@@ -88,16 +130,22 @@ class Admission:
                 headers=self._retry_after(),
             )
         s = self.settings
-        if (
-            self.in_flight_requests >= s.max_in_flight_requests
-            or self.in_flight_audio_s >= s.max_in_flight_audio_s
-            or self.pending_segments >= s.max_pending_segments
-        ):
-            raise OverloadedError(
-                "The gateway is at capacity; retry shortly.", headers=self._retry_after()
-            )
-        self.in_flight_requests += 1
+        with self._shared_lock() as others:
+            total = self.load + others
+            if (
+                total.requests >= s.max_in_flight_requests
+                or total.audio_s >= s.max_in_flight_audio_s
+                or total.segments >= s.max_pending_segments
+            ):
+                raise OverloadedError(
+                    "The gateway is at capacity; retry shortly.", headers=self._retry_after()
+                )
+            self.in_flight_requests += 1
+            if self.shared is not None:
+                self.shared.publish(self.load)  # inside the lock: no sibling admits past it
         self.idle.clear()
+        if self.on_change is not None:
+            self.on_change(self)
         return Ticket(self, charge_audio)
 
     async def drain(self, timeout_s: float) -> bool:

@@ -20,10 +20,12 @@ from voxtral_gateway.middleware import (
 from voxtral_gateway.mistral import routes as mistral_routes
 from voxtral_gateway.pipeline.vad import SpeechDetector
 from voxtral_gateway.ratelimit import RateLimiter
+from voxtral_gateway.ratelimit_shared import SharedAccounts
 from voxtral_gateway.realtime.router import router as realtime_router
 from voxtral_gateway.routes import health, transcriptions, translations
 from voxtral_gateway.runtime import open_runtime
 from voxtral_gateway.settings import Settings
+from voxtral_gateway.worker_group import WorkerGroup
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +36,18 @@ def create_app(
     http_client: aiohttp.ClientSession | None = None,
     detector: SpeechDetector | None = None,
     open_paths: frozenset[str] = frozenset(),
+    worker_group: WorkerGroup | None = None,
 ) -> FastAPI:
     """Build the gateway. Tests may pass their own HTTP client or VAD detector; a host
     platform wrapper (runpod/lb.py) names its own probe paths in `open_paths`, left open to
-    callers without a key."""
+    callers without a key. `worker_group`: set by server.py when several workers share the
+    port."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, http_client=http_client, detector=detector) as runtime:
+        async with open_runtime(
+            settings, http_client=http_client, detector=detector, worker_group=worker_group
+        ) as runtime:
             app.state.runtime = runtime
             logger.info("gateway ready; engines: %s", ", ".join(settings.upstream_urls))
             yield
@@ -63,7 +69,7 @@ def create_app(
         max_bytes=settings.limits.max_upload_bytes,
         max_inline_bytes=settings.limits.max_inline_bytes,
     )
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limits))
+    app.add_middleware(RateLimitMiddleware, limiter=_rate_limiter(settings, worker_group))
     app.add_middleware(
         ApiKeyMiddleware,
         keys=[k.get_secret_value() for k in settings.api_keys],
@@ -71,6 +77,15 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _rate_limiter(settings: Settings, worker_group: WorkerGroup | None) -> RateLimiter:
+    """Buckets in this process, or, with several workers, in a store they all share."""
+    limiter = RateLimiter(settings.rate_limits)
+    if worker_group is None or not limiter.is_enabled:
+        return limiter
+    shared = SharedAccounts(worker_group.rate_limits_path, settings.rate_limits)
+    return RateLimiter(settings.rate_limits, accounts=shared)
 
 
 def create_admin_app(public: FastAPI) -> FastAPI:

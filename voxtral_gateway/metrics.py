@@ -1,19 +1,42 @@
-"""Prometheus metrics, on a registry owned by the app (no process-global state)."""
+"""Prometheus metrics, on a registry owned by the app (no process-global state).
+
+With several workers each one writes its values to prometheus_client's multiprocess files
+(worker_group.py sets the folder up) and /metrics, on whichever worker answers, reads all of
+them: counters and histograms add up over every worker that ever ran, gauges over the live
+ones ('livesum': each worker's in-flight share, summed). prometheus_client does not write
+`*_created` samples in that mode; every other name is the same as with one process.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from voxtral_gateway.admission import Admission
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 class Metrics:
-    """Everything the gateway counts; one instance per app."""
+    """Everything the gateway counts; one instance per app. `multiprocess_dir`: the folder
+    all workers write to (PROMETHEUS_MULTIPROC_DIR, set before this process started); None
+    with one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        if (
+            multiprocess_dir is not None
+            and prometheus_values.ValueClass is prometheus_values.MutexValue
+        ):
+            # Values would stay in this process's memory and /metrics would miss them.
+            raise RuntimeError("PROMETHEUS_MULTIPROC_DIR was not set before the worker started")
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -39,13 +62,22 @@ class Metrics:
             registry=r,
         )
         self.in_flight_requests = Gauge(
-            "voxtral_in_flight_requests", "Transcription requests being served.", registry=r
+            "voxtral_in_flight_requests",
+            "Transcription requests being served.",
+            multiprocess_mode="livesum",
+            registry=r,
         )
         self.pending_segments = Gauge(
-            "voxtral_pending_segments", "Segments admitted and not yet transcribed.", registry=r
+            "voxtral_pending_segments",
+            "Segments admitted and not yet transcribed.",
+            multiprocess_mode="livesum",
+            registry=r,
         )
         self.in_flight_audio_seconds = Gauge(
-            "voxtral_in_flight_audio_seconds", "Audio seconds being transcribed.", registry=r
+            "voxtral_in_flight_audio_seconds",
+            "Audio seconds being transcribed.",
+            multiprocess_mode="livesum",
+            registry=r,
         )
         self.decode_seconds = Histogram(
             "voxtral_decode_seconds",
@@ -85,7 +117,16 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        everyone = CollectorRegistry()
+        MultiProcessCollector(everyone, path=str(self.multiprocess_dir))
+        return generate_latest(everyone)
+
+    def observe_admission(self, admission: Admission) -> None:
+        """Admission's `on_change`: its load, as gauges (this process's share)."""
+        self.pending_segments.set(admission.pending_segments)
+        self.in_flight_audio_seconds.set(admission.in_flight_audio_s)
 
 
 @dataclass

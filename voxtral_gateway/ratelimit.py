@@ -10,12 +10,15 @@ calls it as audio is decoded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from voxtral_gateway.errors import OverloadedError
 from voxtral_gateway.settings import RateLimitSettings
@@ -52,36 +55,45 @@ class TokenBucket:
 
 
 @dataclass
-class _Account:
+class Account:
+    """One client's buckets (None where that limit is off)."""
+
     requests: TokenBucket | None
     audio_s: TokenBucket | None
 
 
+class AccountStore(Protocol):
+    """Where the buckets live: this process's memory, or a store every worker shares
+    (ratelimit_shared.py)."""
+
+    def open(self, identity: str, now: float) -> AbstractContextManager[Account]:
+        """The client's account for one read-modify-write; changes are kept at exit."""
+        ...
+
+
+def new_account(settings: RateLimitSettings, now: float) -> Account:
+    """A client seen for the first time: full buckets."""
+    return Account(
+        requests=_bucket(settings.requests_per_minute, now),
+        audio_s=_bucket(settings.audio_s_per_minute, now),
+    )
+
+
 @dataclass
-class RateLimiter:
-    """Buckets per client identity (a hash of its API key, else its address)."""
+class LocalAccounts:
+    """Buckets in this process's memory (one gateway process)."""
 
     settings: RateLimitSettings
-    clock: Callable[[], float] = time.monotonic
-    _accounts: dict[str, _Account] = field(default_factory=dict)
+    _accounts: dict[str, Account] = field(default_factory=dict)
 
-    @property
-    def is_enabled(self) -> bool:
-        s = self.settings
-        return s.requests_per_minute is not None or s.audio_s_per_minute is not None
-
-    def _account(self, identity: str, now: float) -> _Account:
+    @contextlib.contextmanager
+    def open(self, identity: str, now: float) -> Iterator[Account]:
         account = self._accounts.get(identity)
         if account is None:
             if len(self._accounts) >= self.settings.max_tracked_clients:
                 self._forget_idle(now)
-            s = self.settings
-            account = _Account(
-                requests=_bucket(s.requests_per_minute, now),
-                audio_s=_bucket(s.audio_s_per_minute, now),
-            )
-            self._accounts[identity] = account
-        return account
+            account = self._accounts[identity] = new_account(self.settings, now)
+        yield account
 
     def _forget_idle(self, now: float) -> None:
         # A full bucket holds no information: dropping it and re-creating it later is the same.
@@ -92,11 +104,35 @@ class RateLimiter:
             if all(b.is_full for b in buckets):
                 del self._accounts[identity]
 
+
+@dataclass
+class RateLimiter:
+    """Buckets per client identity (a hash of its API key, else its address)."""
+
+    settings: RateLimitSettings
+    clock: Callable[[], float] = time.monotonic
+    accounts: AccountStore | None = None
+    """Where the buckets live; None: this process's memory."""
+    _store: AccountStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._store = self.accounts or LocalAccounts(self.settings)
+
+    @property
+    def is_enabled(self) -> bool:
+        s = self.settings
+        return s.requests_per_minute is not None or s.audio_s_per_minute is not None
+
     def admit(self, identity: str) -> AudioCharge:
         """Take one request token; raise 429 with `Retry-After` if the key is out of either.
         Returns what charges this request's decoded audio to the key."""
         now = self.clock()
-        account = self._account(identity, now)
+        with self._store.open(identity, now) as account:
+            self._take_request(account, now)
+        return functools.partial(self.charge_audio, identity)
+
+    @staticmethod
+    def _take_request(account: Account, now: float) -> None:
         waits = []
         if account.requests is not None:
             account.requests.refill(now)
@@ -114,12 +150,13 @@ class RateLimiter:
             )
         if account.requests is not None:
             account.requests.tokens -= 1.0
-        return functools.partial(self.charge_audio, identity)
 
     def charge_audio(self, identity: str, seconds: float) -> None:
-        account = self._account(identity, self.clock())
-        if account.audio_s is not None and seconds > 0:
-            account.audio_s.tokens -= seconds
+        if seconds <= 0:
+            return
+        with self._store.open(identity, self.clock()) as account:
+            if account.audio_s is not None:
+                account.audio_s.tokens -= seconds
 
 
 def client_identity(authorization: bytes, client_host: str | None) -> str:

@@ -26,6 +26,7 @@ from voxtral_gateway.readiness import Readiness
 from voxtral_gateway.service import TranscriptionService
 from voxtral_gateway.settings import Settings
 from voxtral_gateway.upstream import UpstreamPool
+from voxtral_gateway.worker_group import SharedLoad, WorkerGroup
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +77,21 @@ async def open_runtime(
     http_client: aiohttp.ClientSession | None = None,
     detector: SpeechDetector | None = None,
     metrics: Metrics | None = None,
+    worker_group: WorkerGroup | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Build the runtime; a client passed in is the caller's to close."""
+    """Build the runtime; a client passed in is the caller's to close. `worker_group`: this
+    process's place among several workers (metrics and admission limits then span them all)."""
     check_backend(settings.speakers)
     owns_client = http_client is None
     client = http_client or build_http_client(settings)
-    metrics = metrics or Metrics()
-    admission = Admission(settings)
-    metrics.pending_segments.set_function(lambda: admission.pending_segments)
-    metrics.in_flight_audio_seconds.set_function(lambda: admission.in_flight_audio_s)
+    if worker_group is None:
+        metrics = metrics or Metrics()
+        admission = Admission(settings)
+    else:
+        metrics = metrics or Metrics(worker_group.metrics_dir)
+        shared = SharedLoad(worker_group.load_path, worker_group.index)
+        admission = Admission(settings, shared=shared)
+    admission.on_change = metrics.observe_admission
     upstream = UpstreamPool.from_settings(client, settings)
     upstream.observe_latency = metrics.upstream_seconds.observe
     speaker_stage = None if settings.speakers.backend == "off" else SpeakerStage(settings.speakers)
@@ -107,5 +114,7 @@ async def open_runtime(
     finally:
         if speaker_stage is not None:
             speaker_stage.close()
+        if admission.shared is not None:
+            admission.shared.close()
         if owns_client:
             await client.close()

@@ -6,15 +6,23 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from voxtral_gateway.settings import Settings
+from voxtral_gateway.worker_group import (
+    WorkerGroup,
+    create_run_dir,
+    forget_worker,
+    remove_run_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +72,12 @@ class AdminServer(uvicorn.Server):
 
 
 async def _serve_with_admin(
-    server: DrainingServer, admin: AdminServer, sockets: list[socket.socket] | None
+    server: DrainingServer,
+    admin: AdminServer,
+    sockets: list[socket.socket] | None,
+    admin_sockets: list[socket.socket] | None,
 ) -> None:
-    admin_task = asyncio.create_task(admin.serve())
+    admin_task = asyncio.create_task(admin.serve(admin_sockets))
     try:
         await server.serve(sockets)
     finally:
@@ -85,15 +96,20 @@ def bind_shared_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_one(settings: Settings, *, shared_port: bool = False) -> int:
-    """One gateway process; with `shared_port` it binds next to its sibling workers."""
-    from voxtral_gateway.app import create_admin_app, create_app
-
+def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
-    app = create_app(settings)
+
+
+def serve_one(settings: Settings, *, worker_group: WorkerGroup | None = None) -> int:
+    """One gateway process; with `worker_group` it binds next to its sibling workers and
+    shares metrics and admission load with them."""
+    from voxtral_gateway.app import create_admin_app, create_app
+
+    _configure_logging(settings)
+    app = create_app(settings, worker_group=worker_group)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -102,7 +118,7 @@ def serve_one(settings: Settings, *, shared_port: bool = False) -> int:
         timeout_graceful_shutdown=5,
     )
     server = DrainingServer(config, drain_timeout_s=settings.drain_timeout_s)
-    sockets = [bind_shared_port(settings.host, settings.port)] if shared_port else None
+    sockets = None if worker_group is None else [bind_shared_port(settings.host, settings.port)]
     if settings.admin_port is None:
         server.run(sockets=sockets)
         return 0
@@ -115,29 +131,48 @@ def serve_one(settings: Settings, *, shared_port: bool = False) -> int:
             lifespan="off",
         )
     )
-    asyncio.run(_serve_with_admin(server, admin, sockets))
+    # Workers share the admin port too: any of them answers /metrics with the totals.
+    admin_sockets = (
+        None if worker_group is None else [bind_shared_port(settings.host, settings.admin_port)]
+    )
+    asyncio.run(_serve_with_admin(server, admin, sockets, admin_sockets))
     return 0
 
 
-def _worker_main(overrides: dict[str, object]) -> None:
+def _worker_main(overrides: dict[str, object], worker_group: WorkerGroup) -> None:
     # Settings are read again from the inherited environment: secrets never travel in pickles.
     settings = Settings().model_copy(update=overrides)
-    raise SystemExit(serve_one(settings, shared_port=True))
+    raise SystemExit(serve_one(settings, worker_group=worker_group))
 
 
 def serve(settings: Settings) -> int:
     """Run `settings.workers` processes; SIGTERM/SIGINT are passed on and each one drains.
 
     Several processes lift the ceiling of one Python process (decode and VAD share one GIL),
-    which bounds a single gateway long before a GPU engine saturates.
+    which bounds a single gateway long before a GPU engine saturates. They share a fresh run
+    folder (worker_group.py) for /metrics totals and gateway-wide admission limits, removed
+    when the last one exits.
     """
     if settings.workers == 1:
         return serve_one(settings)
+    _configure_logging(settings)
+    run_dir = create_run_dir(settings.workers)
+    try:
+        return _run_workers(settings, run_dir)
+    finally:
+        remove_run_dir(run_dir)
+
+
+def _run_workers(settings: Settings, run_dir: Path) -> int:
     context = multiprocessing.get_context("spawn")
     overrides = {"host": settings.host, "port": settings.port}
     workers = [
-        context.Process(target=_worker_main, args=(overrides,), name=f"gateway-{i}")
-        for i in range(settings.workers)
+        context.Process(
+            target=_worker_main,
+            args=(overrides, WorkerGroup(run_dir, index, settings.workers)),
+            name=f"gateway-{index}",
+        )
+        for index in range(settings.workers)
     ]
     for worker in workers:
         worker.start()
@@ -149,6 +184,19 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _forward)
     signal.signal(signal.SIGINT, _forward)
-    for worker in workers:
-        worker.join()
+    running = dict(enumerate(workers))
+    while running:
+        exited = multiprocessing.connection.wait([w.sentinel for w in running.values()])
+        for index, worker in list(running.items()):
+            if worker.sentinel in exited:
+                worker.join()
+                del running[index]
+                # A worker that died with requests in flight must not hold their share.
+                forget_worker(run_dir, index, worker.pid)
+                logger.log(
+                    logging.INFO if worker.exitcode == 0 else logging.ERROR,
+                    "worker %d exited (%s); its admission load is released",
+                    index,
+                    worker.exitcode,
+                )
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1

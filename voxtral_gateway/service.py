@@ -253,7 +253,7 @@ class TranscriptionService:
         return SpeculativeWholeClip(
             settings,
             launch,
-            busy_segments=lambda: runtime.admission.pending_segments,
+            busy_segments=lambda: runtime.admission.gateway_load().segments,
             loop=asyncio.get_running_loop(),
         )
 

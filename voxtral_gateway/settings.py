@@ -242,8 +242,9 @@ class Settings(BaseSettings):
     admin_port: int | None = None
     """If set, `/metrics` is served only on this port (same host), not on the public one."""
     workers: int = Field(1, ge=1, le=64)
-    """Gateway processes sharing the port (SO_REUSEPORT); admission limits and /metrics are
-    per process."""
+    """Gateway processes sharing the port (SO_REUSEPORT). Admission limits, per-key rate limits
+    and /metrics span all of them (worker_group.py); `max_segments_in_flight` and the realtime
+    limits are per process."""
     upstream_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
     """Base URLs of vLLM engines (no `/v1`); segments are spread across all of them."""
     upstream_model: str | None = None
@@ -259,7 +260,8 @@ class Settings(BaseSettings):
     max_segments_in_flight_per_request: int = Field(16, ge=1)
     """Segments of one request sent upstream at once."""
     max_segments_in_flight: int = Field(256, ge=1)
-    """Segments in flight upstream across all requests (connection pool size too)."""
+    """Segments in flight upstream across all requests (connection pool size too), per worker
+    process."""
     tokens_per_audio_second: float = Field(6.0, gt=0)
     """Output-token budget per second of segment audio (real speech is ~3–5 tokens/s)."""
     min_output_tokens: int = Field(16, ge=1)

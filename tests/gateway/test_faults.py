@@ -6,6 +6,7 @@ Engines here are a closed port (down), or fakes for faults a real vLLM cannot sh
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 import soundfile as sf
 
@@ -188,6 +190,8 @@ def _gateway_process(
         "VOXTRAL_PORT": str(port),
         "VOXTRAL_UPSTREAM_URLS": f'["{upstream_url}"]',
         "VOXTRAL_DRAIN_TIMEOUT_S": "30",
+        # The code under test, where a checkout runs it from its own tree.
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
         **env_extra,
     }
     log_path = tmp_path / "gateway.log"
@@ -281,12 +285,23 @@ def test_websocket_key_as_subprotocol_for_browsers(gateway_factory) -> None:
         connect(url, subprotocols=["realtime", "openai-insecure-api-key.wrong"])
 
 
-def test_workers_share_the_port_and_drain_together(
+def _metric(base_url: str, sample: str) -> float:
+    """One sample of /metrics, read over a fresh connection (so any worker may answer)."""
+    with httpx.Client(trust_env=False) as fresh:
+        text = fresh.get(f"{base_url}/metrics").text
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_workers_share_the_port_admission_limit_and_drain_together(
     tmp_path: Path, http, speech_wav, fake_upstream_stall
 ) -> None:
-    """Two processes on one port: each admits its own request (limit 1 each), then SIGTERM."""
+    """Two processes on one port admit 2 requests in all (the limit is gateway-wide), then
+    SIGTERM drains both."""
     process, base_url, log_path = _gateway_process(
-        tmp_path, fake_upstream_stall.base_url, "--workers", "2", VOXTRAL_MAX_IN_FLIGHT_REQUESTS="1"
+        tmp_path, fake_upstream_stall.base_url, "--workers", "2", VOXTRAL_MAX_IN_FLIGHT_REQUESTS="2"
     )
     try:
         statuses: list[int] = []
@@ -298,10 +313,14 @@ def test_workers_share_the_port_and_drain_together(
         threads = [threading.Thread(target=_one) for _ in range(12)]
         for thread in threads:
             thread.start()
-        # One admitted request per worker reaches the engine; the other ten get 429.
+        # Two admitted requests reach the (stalled) engine, whichever workers hold them; the
+        # other ten get 429. Per-process limits would have let up to four through.
         _wait_for(lambda: len(statuses) == 10, f"not ten answers: {statuses}")
         _wait_for(lambda: len(fake_upstream_stall.calls) == 2, log_path.read_text())
         assert sorted(statuses) == [429] * 10
+        for _ in range(6):  # whichever worker answers: totals of both
+            assert _metric(base_url, "voxtral_in_flight_requests") == 2
+            assert _metric(base_url, 'voxtral_requests_total{format="json",status="429"}') == 10
         process.terminate()
         _wait_for_log(log_path, "draining:", 2, "SIGTERM did not reach both workers")
         fake_upstream_stall.release.set()
@@ -312,3 +331,79 @@ def test_workers_share_the_port_and_drain_together(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_killed_worker_releases_its_admission_share(
+    tmp_path: Path, speech_wav, fake_upstream_stall
+) -> None:
+    """Limit 1, two workers: the worker holding the one request is killed; the supervisor
+    frees its share and its in-flight gauge, and the other worker admits again."""
+    process, base_url, log_path = _gateway_process(
+        tmp_path, fake_upstream_stall.base_url, "--workers", "2", VOXTRAL_MAX_IN_FLIGHT_REQUESTS="1"
+    )
+    outcomes: list[object] = []
+
+    def _one() -> None:
+        try:
+            with httpx.Client(timeout=60, trust_env=False) as client:
+                outcomes.append(_post(client, base_url, speech_wav).status_code)
+        except httpx.TransportError as exc:  # the worker holding it is killed
+            outcomes.append(exc)
+
+    try:
+        held = threading.Thread(target=_one)
+        held.start()
+        _wait_for(lambda: len(fake_upstream_stall.calls) == 1, log_path.read_text())
+        with httpx.Client(timeout=60, trust_env=False) as client:
+            assert _post(client, base_url, speech_wav).status_code == 429
+        engine_port = int(fake_upstream_stall.base_url.rsplit(":", 1)[1])
+        holder = next(
+            child
+            for child in psutil.Process(process.pid).children()
+            if any(c.raddr and c.raddr.port == engine_port for c in child.net_connections("tcp"))
+        )
+        holder.kill()
+        _wait_for_log(log_path, "admission load is released", 1, "the supervisor missed it")
+        held.join(timeout=30)
+        assert _metric(base_url, "voxtral_in_flight_requests") == 0
+        again = threading.Thread(target=_one)
+        again.start()
+        _wait_for(lambda: len(fake_upstream_stall.calls) == 2, log_path.read_text())
+        assert _metric(base_url, "voxtral_in_flight_requests") == 1
+        fake_upstream_stall.release.set()
+        again.join(timeout=30)
+        assert outcomes[-1] == 200
+    finally:
+        fake_upstream_stall.release.set()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_workers_share_each_keys_rate_limit_and_the_admin_port(tmp_path: Path) -> None:
+    """2 requests a minute for a key, two workers, four requests on fresh connections: two
+    pass whichever workers answer (per-process buckets would have let all four through), and
+    both workers serve the admin port's /metrics with the totals."""
+    closed_engine = f"http://127.0.0.1:{free_port()}"  # silence never reaches it
+    admin_port = free_port()
+    process, base_url, log_path = _gateway_process(
+        tmp_path,
+        closed_engine,
+        "--workers",
+        "2",
+        VOXTRAL_RATE_LIMITS__REQUESTS_PER_MINUTE="2",
+        VOXTRAL_ADMIN_PORT=str(admin_port),
+    )
+    try:
+        statuses = []
+        for _ in range(4):
+            with httpx.Client(timeout=60, trust_env=False) as fresh:
+                fresh.headers["Authorization"] = "Bearer client-a"
+                statuses.append(_post(fresh, base_url, _silence_wav(1.0)).status_code)
+        assert statuses == [200, 200, 429, 429]
+        admin_url = f"http://127.0.0.1:{admin_port}"
+        for _ in range(6):
+            assert _metric(admin_url, 'voxtral_requests_total{format="json",status="200"}') == 2
+        assert "exited" not in log_path.read_text()  # no worker died binding the admin port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
