@@ -29,7 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.fixtures.gateway import engine_settings
 from tests.realtime.conftest import pcm16_chunks, read_clip, realtime_url
 from voxtral_gateway.realtime.protocol import Transcription
-from voxtral_gateway.realtime.transcriber import COMPLETED, EngineTranscriber
+from voxtral_gateway.realtime.transcriber import COMPLETED, FAILED, EngineTranscriber
 from voxtral_gateway.runtime import open_runtime
 
 pytestmark = pytest.mark.engine
@@ -50,6 +50,7 @@ class _Listener:
         self.connection = connection
         self._events: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         self.seen: list[tuple[float, dict[str, Any]]] = []
+        self._returned: set[int] = set()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -60,12 +61,19 @@ class _Listener:
             pass
 
     def wait_for(self, event_type: str, timeout_s: float = 120) -> tuple[float, dict[str, Any]]:
+        """The first event of `event_type` not returned before, already read or still to come
+        (a `completed` may arrive before the event the test waited for first)."""
+        for arrived, event in self.seen:
+            if event["type"] == event_type and id(event) not in self._returned:
+                self._returned.add(id(event))
+                return arrived, event
         deadline = time.monotonic() + timeout_s
         while True:
             arrived, event = self._events.get(timeout=max(deadline - time.monotonic(), 0))
             self.seen.append((arrived, event))
-            assert event["type"] != "error", event
+            assert event["type"] not in ("error", FAILED), (event, self.kinds())
             if event["type"] == event_type:
+                self._returned.add(id(event))
                 return arrived, event
 
     def kinds(self) -> list[str]:

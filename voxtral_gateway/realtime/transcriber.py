@@ -217,19 +217,16 @@ class EngineTranscriber:
         speculation, utterance.speculation = utterance.speculation, None
         if speculation is None:
             return
-        if speculation.done():
-            if not speculation.cancelled() and speculation.exception() is None:
-                self._count_call("speculative_final", "discarded")
-        else:
-            speculation.cancel()  # counted as cancelled by _speculate itself
+        if not speculation.done():
+            speculation.cancel()
+            self._count_call("speculative_final", "cancelled")
+        elif not speculation.cancelled() and speculation.exception() is None:
+            self._count_call("speculative_final", "discarded")
 
     async def _call(self, kind: CallKind, samples: np.ndarray) -> str:
-        """One engine call, counted; GatewayError propagates (counted as failed)."""
+        """One engine call; GatewayError propagates (counted as failed)."""
         try:
             return await self._service.transcribe_utterance(samples, self._options())
-        except asyncio.CancelledError:
-            self._count_call(kind, "cancelled")
-            raise
         except GatewayError:
             self._count_call(kind, "failed")
             raise
@@ -255,6 +252,9 @@ class EngineTranscriber:
             except GatewayError as exc:
                 logger.info("interim transcription failed: %s", exc.message)
                 continue
+            except asyncio.CancelledError:
+                self._count_call("interim", "cancelled")  # a newer call covers its audio
+                raise
             covered_s = duration_s
             self._count_call("interim", "used")
             words = new_words(utterance.sent_words, text, is_final=False)
