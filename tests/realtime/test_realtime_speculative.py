@@ -77,6 +77,9 @@ class _Listener:
                 return arrived, event
 
     def kinds(self) -> list[str]:
+        """Types of every event received so far."""
+        while not self._events.empty():
+            self.seen.append(self._events.get())
         return [event["type"] for _, event in self.seen]
 
 
