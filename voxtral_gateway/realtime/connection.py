@@ -48,7 +48,8 @@ def _hub(websocket: WebSocket) -> RealtimeHub:
         engine_calls = Counter(
             "voxtral_realtime_engine_calls",
             "Realtime engine calls by kind (interim, speculative_final, final) and outcome "
-            "(used; cancelled or discarded because a newer call covered their audio; failed).",
+            "(used; cancelled or discarded because a newer call covered their audio, or the "
+            "session ended mid-call; failed).",
             ["kind", "outcome"],
             registry=runtime.metrics.registry,
         )

@@ -159,7 +159,7 @@ class EngineTranscriber:
         if utterance is None or utterance.speculation is not None:
             return
         self._stop_interims(utterance)  # the final covers all their audio
-        utterance.speculation = self._spawn(self._speculate(utterance.samples()))
+        utterance.speculation = self._spawn(self._call("speculative_final", utterance.samples()))
 
     async def resume(self) -> None:
         utterance = self._open
@@ -230,9 +230,6 @@ class EngineTranscriber:
         except GatewayError:
             self._count_call(kind, "failed")
             raise
-
-    async def _speculate(self, samples: np.ndarray) -> str:
-        return await self._call("speculative_final", samples)
 
     async def _interims(self, utterance: _Utterance) -> None:
         settings = self._settings
