@@ -2,9 +2,10 @@
 
 Whisper tiny.en refuses every language but English and names the one it got, so a door that
 dropped, defaulted or rewrote `language` would get a transcript instead of that refusal. The
-HTTP route and the RunPod worker refuse it before the engine, through the service's one check
-(`options_for`, the profile's `VOXTRAL_LANGUAGES=["en"]`); the realtime socket still hears the
-engine's refusal. The same clip with `language="en"` is transcribed through each door.
+HTTP route, the RunPod worker and the realtime socket refuse it before the engine, through the
+service's one check (`checked_language`, the profile's `VOXTRAL_LANGUAGES=["en"]`); the socket
+answers the session update with an `error` event. The same clip with `language="en"` is
+transcribed through each door.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from tests.runpod_scripts import load_runpod_script
 pytestmark = pytest.mark.engine
 
 handler = load_runpod_script("handler")
-REFUSAL = "Unsupported language: 'fr'"  # the engine's words
 GATEWAY_REFUSAL = "Language 'fr' is not supported by the served model"  # the service's
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 FAILED = "conversation.item.input_audio_transcription.failed"
@@ -55,7 +55,8 @@ def _runpod(engine: RunningEngine, job_input: dict[str, Any]) -> list[Any]:
 
 
 def _realtime(base_url: str, clip: AudioClip, language: str) -> dict[str, Any]:
-    """Manual commit of the clip; the item's `completed` or `failed` event."""
+    """Manual commit of the clip; the item's `completed` or `failed` event, or the `error`
+    event that refused the session update."""
     url = base_url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
     with connect(url, max_size=None) as socket:
         session = {
@@ -69,6 +70,10 @@ def _realtime(base_url: str, clip: AudioClip, language: str) -> dict[str, Any]:
             },
         }
         socket.send(json.dumps({"type": "session.update", "session": session}))
+        assert json.loads(socket.recv(timeout=60))["type"] == "session.created"
+        answer = json.loads(socket.recv(timeout=60))
+        if answer["type"] == "error":
+            return answer
         for chunk in pcm16_chunks(read_clip(clip.path), 500):
             socket.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
         socket.send(json.dumps({"type": "input_audio_buffer.commit"}))
@@ -102,8 +107,9 @@ def test_language_reaches_the_engine_from_the_runpod_worker(whisper_engine, sent
 def test_language_reaches_the_engine_from_the_realtime_socket(whisper_gateway, sentence_clips):
     clip = sentence_clips[1]
     refused = _realtime(whisper_gateway.base_url, clip, "fr")
-    assert refused["type"] == FAILED
-    assert REFUSAL in refused["error"]["message"]
+    assert refused["type"] == "error"
+    assert GATEWAY_REFUSAL in refused["error"]["message"]
+    assert refused["error"]["code"] == "unsupported_language"
     completed = _realtime(whisper_gateway.base_url, clip, "en")
     assert completed["type"] == COMPLETED
     assert "office" in completed["transcript"].lower()

@@ -37,7 +37,13 @@ GA_UPDATE = {
 @pytest.fixture
 def gateway(gateway_factory):
     def _start(**realtime: object):
-        return gateway_factory(upstream_urls=[f"http://127.0.0.1:{free_port()}"], realtime=realtime)
+        # The engine family is configured: with no engine to ask, the language check still
+        # knows which languages the served model has.
+        return gateway_factory(
+            upstream_urls=[f"http://127.0.0.1:{free_port()}"],
+            engine_family="whisper",
+            realtime=realtime,
+        )
 
     return _start
 
@@ -76,6 +82,53 @@ def test_beta_transcription_session_update_is_answered_in_its_dialect(gateway, r
     assert updated["type"] == "transcription_session.updated"
     assert updated["session"]["turn_detection"]["silence_duration_ms"] == 800
     assert updated["session"]["turn_detection"]["prefix_padding_ms"] == 300
+
+
+@pytest.mark.parametrize(
+    ("update", "param"),
+    [
+        (
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "transcription",
+                    "audio": {"input": {"transcription": {"language": "xx"}}},
+                },
+            },
+            "session.audio.input.transcription.language",
+        ),
+        (
+            {
+                "type": "transcription_session.update",
+                "session": {"input_audio_transcription": {"language": "xx"}},
+            },
+            "session.input_audio_transcription.language",
+        ),
+    ],
+)
+def test_a_language_the_model_lacks_is_refused_as_the_http_route_refuses_it(
+    gateway, raw_session, update, param
+):
+    # The service's one check (`checked_language`), before any audio: the HTTP route's 400.
+    session = raw_session(gateway().base_url)
+    session.send({**update, "event_id": "evt_lang"})
+    error = session.recv()
+    assert error["type"] == "error"
+    assert error["error"]["code"] == "unsupported_language"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith("Language 'xx' is not supported")
+    assert (error["error"]["param"], error["error"]["event_id"]) == (param, "evt_lang")
+    # The refused update changed nothing; a region-tagged language is kept as the engine
+    # expects it, as the HTTP route sends it.
+    session.send({"type": "session.update", "session": {"type": "transcription"}})
+    unchanged = session.recv()
+    assert unchanged["session"]["audio"]["input"]["transcription"]["language"] is None
+    tagged = json.loads(json.dumps(GA_UPDATE))
+    tagged["session"]["audio"]["input"]["transcription"]["language"] = "en-GB"
+    session.send(tagged)
+    updated = session.recv()
+    assert updated["type"] == "session.updated"
+    assert updated["session"]["audio"]["input"]["transcription"]["language"] == "en"
 
 
 @pytest.mark.parametrize(
@@ -204,7 +257,9 @@ def test_a_client_waiting_for_its_transcript_is_not_idle(
     # A hung engine (fake_upstream_stall) stands in for one too busy to answer within the idle
     # timeout: the client committed and waits; it must get its transcript, not an idle close.
     gw = gateway_factory(
-        upstream_urls=[fake_upstream_stall.base_url], realtime={"idle_timeout_s": 0.5}
+        upstream_urls=[fake_upstream_stall.base_url],
+        engine_family="whisper",
+        realtime={"idle_timeout_s": 0.5},
     )
     session = raw_session(gw.base_url)
     session.send(GA_UPDATE)

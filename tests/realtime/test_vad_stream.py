@@ -43,17 +43,23 @@ def test_streamed_turns_are_the_batch_segmenters_speech_spans(vad_model, two_sen
     assert [(span.start_s, span.end_s) for span in spans] == streamed
 
 
-def _turns(vad_model, samples: np.ndarray, chunk: int) -> list[tuple[str, int]]:
+def _turns(
+    vad_model, samples: np.ndarray, chunk: int, *, kinds: tuple[str, ...] = ("start", "stop")
+) -> list[tuple[str, int]]:
     detector = TurnDetector(vad_model.stream(), threshold=0.5, silence_ms=500)
     events = []
     for start in range(0, len(samples), chunk):
         events += [(e.kind, e.sample) for e in detector.feed(samples[start : start + chunk])]
-    return events
+    return [(kind, sample) for kind, sample in events if kind in kinds]
 
 
 def test_turns_do_not_depend_on_how_the_audio_is_chunked(vad_model, two_sentences):
     samples = read_clip(two_sentences[0])
-    by_chunk = {chunk: _turns(vad_model, samples, chunk) for chunk in (160, 1600, 5000, 48000)}
+    every_kind = ("start", "pause", "resume", "stop")
+    by_chunk = {
+        chunk: _turns(vad_model, samples, chunk, kinds=every_kind)
+        for chunk in (160, 1600, 5000, 48000)
+    }
     assert len({tuple(v) for v in by_chunk.values()}) == 1
 
 
@@ -71,7 +77,30 @@ def test_a_pause_shorter_than_the_silence_duration_keeps_the_turn(vad_model, two
     # 0.5 s more trailing silence, so the end is a pause well past 1.4 s.
     samples = np.concatenate([read_clip(two_sentences[0]), np.zeros(8000, np.float32)])
     events = detector.feed(samples)
-    assert [e.kind for e in events] == ["start", "stop"]  # the 1.2 s gap did not end it
+    turns = [e for e in events if e.kind in ("start", "stop")]
+    assert [e.kind for e in turns] == ["start", "stop"]  # the 1.2 s gap did not end it
+
+
+def test_pauses_inside_a_turn_are_reported_where_the_stop_would_be(vad_model, two_sentences):
+    # A speculative final starts at a pause: each pause is where the turn would stop if the
+    # silence lasted, a resume comes before any later speech, and the stop is the last pause.
+    path, _, spans = two_sentences
+    samples = np.concatenate([read_clip(path), np.zeros(8000, np.float32)])
+    events = TurnDetector(vad_model.stream(), threshold=0.5, silence_ms=1400).feed(samples)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-2:] == ["pause", "stop"]
+    assert kinds[1:-2] == ["pause", "resume"] * ((len(kinds) - 3) // 2)
+    assert events[-1].sample == events[-2].sample
+    pauses = [e.sample / 16000 for e in events if e.kind == "pause"]
+    resumes = [e.sample / 16000 for e in events if e.kind == "resume"]
+    (first_end, second_start) = spans[0][1], spans[1][0]
+    # The gap between the sentences is one pause, resumed by the second sentence.
+    gap_pause = next(p for p in pauses if abs(p - first_end) < 0.3)
+    gap_resume = next(r for r in resumes if r > gap_pause)
+    assert abs(gap_resume - second_start) < 0.1
+    # The 500 ms rule would have stopped the turn exactly at that pause.
+    batch = _turns(vad_model, samples, 1600)
+    assert ("stop", round(gap_pause * 16000)) in batch
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -32,17 +33,28 @@ BROWSER_KEY_PROTOCOL = "openai-insecure-api-key."
 
 @dataclass
 class RealtimeHub:
-    """Per-app realtime state: live-session count, interim slots. (VAD is the runtime's.)"""
+    """Per-app realtime state: live-session count, interim slots, the engine-call counter.
+    (VAD is the runtime's.)"""
 
     interim_slots: asyncio.Semaphore
+    engine_calls: Counter
     live_sessions: int = 0
 
 
 def _hub(websocket: WebSocket) -> RealtimeHub:
     state = websocket.app.state
     if getattr(state, "realtime_hub", None) is None:
-        slots = state.runtime.settings.realtime.max_interims_in_flight
-        state.realtime_hub = RealtimeHub(interim_slots=asyncio.Semaphore(slots))
+        runtime: Runtime = state.runtime
+        engine_calls = Counter(
+            "voxtral_realtime_engine_calls",
+            "Realtime engine calls by kind (interim, speculative_final, final) and outcome "
+            "(used; cancelled or discarded because a newer call covered their audio, or the "
+            "session ended mid-call; failed).",
+            ["kind", "outcome"],
+            registry=runtime.metrics.registry,
+        )
+        slots = runtime.settings.realtime.max_interims_in_flight
+        state.realtime_hub = RealtimeHub(asyncio.Semaphore(slots), engine_calls)
     return state.realtime_hub
 
 
@@ -87,7 +99,11 @@ async def serve_realtime(websocket: WebSocket) -> None:
     hub.live_sessions += 1
     try:
         session = RealtimeSession(
-            runtime.settings, send, runtime.detector, lambda s: _transcriber(runtime, hub, send, s)
+            runtime.settings,
+            send,
+            runtime.detector,
+            lambda s: _transcriber(runtime, hub, send, s),
+            runtime.service.checked_language,
         )
         try:
             await _run(websocket, send, session, runtime)
@@ -107,7 +123,13 @@ def _transcriber(
             settings.realtime.passthrough_model or settings.upstream_model,
             send,
         )
-    return EngineTranscriber(runtime, send, lambda: session.config.transcription, hub.interim_slots)
+    return EngineTranscriber(
+        runtime,
+        send,
+        lambda: session.config.transcription,
+        hub.interim_slots,
+        lambda kind, outcome: hub.engine_calls.labels(kind, outcome).inc(),
+    )
 
 
 async def _run(

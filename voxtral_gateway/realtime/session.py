@@ -3,15 +3,17 @@
 Audio arrives as 24 kHz PCM16, is resampled to 16 kHz by a streaming soxr resampler, and goes
 either through the streaming VAD (`server_vad`: speech start/stop open and commit utterances)
 or into one utterance that the client commits (`turn_detection: null`). Utterances go to an
-`UtteranceTranscriber`. Protocol mistakes raise `GatewayError` (the session stays open);
-`SessionEnded` means the client broke a limit and the connection must close.
+`UtteranceTranscriber`; one that can (`SpeculativeTranscriber`) is told when speech pauses and
+resumes inside a turn, so it can start the final before the silence closes the turn. Protocol
+mistakes raise `GatewayError` (the session stays open); `SessionEnded` means the client broke a
+limit and the connection must close.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,19 @@ from voxtral_gateway.realtime.protocol import (
     server_event,
     session_changes,
 )
-from voxtral_gateway.realtime.transcriber import Emit, UtteranceTranscriber
-from voxtral_gateway.realtime.vad_stream import TurnDetector
+from voxtral_gateway.realtime.transcriber import (
+    Emit,
+    SpeculativeTranscriber,
+    UtteranceTranscriber,
+)
+from voxtral_gateway.realtime.vad_stream import TurnDetector, TurnEvent
 from voxtral_gateway.settings import Settings
 
 _MIN_COMMIT_S = 0.1  # OpenAI refuses to commit less than 100 ms of audio.
+
+CheckLanguage = Callable[[str | None], Awaitable[str | None]]
+"""The service's language check (`TranscriptionService.checked_language`): the language as the
+engine expects it, or a GatewayError."""
 
 
 class SessionEnded(Exception):
@@ -50,6 +60,17 @@ def _ms(samples: int) -> int:
     return samples * 1000 // SAMPLE_RATE_HZ
 
 
+def _settled(turns: list[TurnEvent]) -> list[TurnEvent]:
+    """`turns` without pauses that one append's frames already resume (a dip between words)."""
+    kept: list[TurnEvent] = []
+    for turn in turns:
+        if turn.kind == "resume" and kept and kept[-1].kind == "pause":
+            kept.pop()
+        else:
+            kept.append(turn)
+    return kept
+
+
 class RealtimeSession:
     def __init__(
         self,
@@ -57,8 +78,10 @@ class RealtimeSession:
         emit: Emit,
         detector: SpeechDetector,
         make_transcriber: Callable[[RealtimeSession], UtteranceTranscriber],
+        check_language: CheckLanguage,
     ) -> None:
         self.settings = settings
+        self._check_language = check_language
         self.config = SessionConfig()
         self._emit = emit
         self._vad = detector  # the gateway's one VAD model, shared with batch requests
@@ -105,7 +128,10 @@ class RealtimeSession:
     async def _update(self, event: ClientEvent) -> None:
         changes = session_changes(event.model_dump())
         previous = self.config.turn_detection
-        self.config = self.config.updated(changes)
+        config = self.config.updated(changes)
+        if "transcription" in changes:
+            config = await self._with_checked_language(config, event.type)
+        self.config = config
         if self.config.turn_detection != previous:
             # A new turn-detection mode starts from a clean slate.
             await self._forget_open()
@@ -116,6 +142,20 @@ class RealtimeSession:
             await self._emit(
                 server_event("transcription_session.updated", session=self.config.as_beta())
             )
+
+    async def _with_checked_language(self, config: SessionConfig, event_type: str) -> SessionConfig:
+        """`config` with its language as the HTTP route would send it, or the route's error."""
+        try:
+            language = await self._check_language(config.transcription.language)
+        except InvalidRequestError as exc:
+            exc.param = (
+                "session.audio.input.transcription.language"
+                if event_type == "session.update"
+                else "session.input_audio_transcription.language"
+            )
+            raise
+        transcription = config.transcription.model_copy(update={"language": language})
+        return config.model_copy(update={"transcription": transcription})
 
     def _decode(self, audio_b64: str) -> np.ndarray:
         try:
@@ -165,9 +205,17 @@ class RealtimeSession:
     async def _append_with_vad(self, samples: np.ndarray) -> None:
         assert self._detector is not None
         prefix = self.config.turn_detection.prefix_padding_ms * SAMPLE_RATE_HZ // 1000  # type: ignore[union-attr]
-        for turn in self._detector.feed(samples):
+        speculative = (
+            self.transcriber if isinstance(self.transcriber, SpeculativeTranscriber) else None
+        )
+        for turn in _settled(self._detector.feed(samples)):
             if turn.kind == "start" and self._open_item is None:
                 await self._open(max(turn.sample - prefix, self._history_start), announce=True)
+            elif turn.kind == "pause" and self._open_item is not None and speculative:
+                await self._feed_open()
+                await speculative.pause()
+            elif turn.kind == "resume" and self._open_item is not None and speculative:
+                await speculative.resume()
             elif turn.kind == "stop" and self._open_item is not None:
                 await self._emit(
                     server_event(
@@ -177,14 +225,18 @@ class RealtimeSession:
                     )
                 )
                 await self._commit_open()
-        if self._open_item is not None and self._fed_upto < self._total_samples:
-            await self.transcriber.extend(self._slice(self._fed_upto, self._total_samples))
-            self._fed_upto = self._total_samples
+        await self._feed_open()
         max_samples = int(self.settings.vad.segment_max_s * SAMPLE_RATE_HZ)
         if self._open_item is not None and self._total_samples - self._open_start > max_samples:
             # Same cap as the batch route's segments: commit, and carry on in a new item.
             await self._commit_open()
             await self._open(self._total_samples, announce=True)
+
+    async def _feed_open(self) -> None:
+        """Hand the open utterance all audio received so far."""
+        if self._open_item is not None and self._fed_upto < self._total_samples:
+            await self.transcriber.extend(self._slice(self._fed_upto, self._total_samples))
+            self._fed_upto = self._total_samples
 
     def _slice(self, start: int, end: int) -> np.ndarray:
         return self._history[start - self._history_start : end - self._history_start].copy()

@@ -2,8 +2,12 @@
 
 A session hands each utterance to an `UtteranceTranscriber`: `begin` when speech opens (with
 the prefix audio), `extend` as audio arrives, `end` when it is committed. `EngineTranscriber`
-re-transcribes the open utterance every `interim_interval_s` for interim deltas, and sends the
-committed utterance upstream at once, through the gateway's one transcription service
+re-transcribes the open utterance every `interim_interval_s` for interim deltas, and makes the
+final call as soon as the VAD hears speech pause (`pause`), while the silence that will close the
+turn is still running: if speech resumes (`resume`) that call is cancelled and interims go on,
+else it is the final and `completed` follows the commit at once. A call whose audio a newer call
+covers is cancelled (an interim when the final starts), so no call is made twice. Calls go
+through the gateway's one transcription service
 (`TranscriptionService.transcribe_utterance`: the same options, engine pool, token budget,
 global segment slots, VAD segmentation for utterances longer than one segment, and
 stitching as the HTTP route). The pass-through bridge (`bridge.py`) implements the same protocol.
@@ -17,7 +21,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +39,13 @@ COMPLETED = "conversation.item.input_audio_transcription.completed"
 FAILED = "conversation.item.input_audio_transcription.failed"
 
 _WORD_EDGES = re.compile(r"^\W+|\W+$")
+
+CallKind = Literal["interim", "speculative_final", "final"]
+CallOutcome = Literal["used", "cancelled", "discarded", "failed"]
+CountCall = Callable[[CallKind, CallOutcome], None]
+"""Counts one engine call by kind and outcome (`voxtral_realtime_calls` in /metrics)."""
+
+_T = TypeVar("_T")
 
 
 class UtteranceTranscriber(Protocol):
@@ -55,6 +66,20 @@ class UtteranceTranscriber(Protocol):
     @property
     def pending(self) -> int:
         """Transcriptions the client is still owed; a session waiting on them is not idle."""
+        ...
+
+
+@runtime_checkable
+class SpeculativeTranscriber(Protocol):
+    """A transcriber that can start an utterance's final call before the turn is committed
+    (the pass-through bridge cannot: its engine transcribes the stream itself)."""
+
+    async def pause(self) -> None:
+        """Speech paused: transcribe the open utterance as it is now, as its likely final."""
+        ...
+
+    async def resume(self) -> None:
+        """Speech resumed before the turn closed: the speculative final no longer covers it."""
         ...
 
 
@@ -88,6 +113,8 @@ class _Utterance:
     chunks: list[np.ndarray]
     sent_words: list[str] = field(default_factory=list)
     interim_task: asyncio.Task[None] | None = None
+    speculation: asyncio.Task[str] | None = None
+    """The final call made when speech paused; used by `end` unless speech resumes."""
 
     def samples(self) -> np.ndarray:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
@@ -98,7 +125,8 @@ class _Utterance:
 
 
 class EngineTranscriber:
-    """Utterances to the HTTP engines: interim re-transcriptions, then one final call."""
+    """Utterances to the HTTP engines: interim re-transcriptions, then one final call (made
+    speculatively when speech pauses)."""
 
     def __init__(
         self,
@@ -106,37 +134,52 @@ class EngineTranscriber:
         emit: Emit,
         transcription: Callable[[], Transcription],
         interim_slots: asyncio.Semaphore,
+        count_call: CountCall,
     ) -> None:
         self._service = runtime.service
         self._max_interim_s = runtime.settings.vad.segment_max_s
         self._interim_slots = interim_slots
         self._emit = emit
         self._transcription = transcription
+        self._count_call = count_call
         self._settings = runtime.settings.realtime
         self._open: _Utterance | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def begin(self, item_id: str, samples: np.ndarray) -> None:
         self._open = _Utterance(item_id, [samples])
-        if self._settings.interim_interval_s > 0:
-            self._open.interim_task = self._spawn(self._interims(self._open))
+        self._start_interims(self._open)
 
     async def extend(self, samples: np.ndarray) -> None:
         if self._open is not None:
             self._open.chunks.append(samples)
 
+    async def pause(self) -> None:
+        utterance = self._open
+        if utterance is None or utterance.speculation is not None:
+            return
+        self._stop_interims(utterance)  # the final covers all their audio
+        utterance.speculation = self._spawn(self._call("speculative_final", utterance.samples()))
+
+    async def resume(self) -> None:
+        utterance = self._open
+        if utterance is None or utterance.speculation is None:
+            return
+        self._drop_speculation(utterance)
+        self._start_interims(utterance)
+
     async def end(self) -> None:
         utterance, self._open = self._open, None
         if utterance is None:
             return
-        if utterance.interim_task is not None:
-            utterance.interim_task.cancel()
+        self._stop_interims(utterance)
         self._spawn(self._finish(utterance))
 
     async def forget(self) -> None:
         utterance, self._open = self._open, None
-        if utterance is not None and utterance.interim_task is not None:
-            utterance.interim_task.cancel()
+        if utterance is not None:
+            self._stop_interims(utterance)
+            self._drop_speculation(utterance)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -154,29 +197,63 @@ class EngineTranscriber:
         while self._tasks:
             await asyncio.wait(list(self._tasks))
 
-    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
+    def _spawn(self, coroutine: Awaitable[_T]) -> asyncio.Task[_T]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def _start_interims(self, utterance: _Utterance) -> None:
+        if self._settings.interim_interval_s > 0:
+            utterance.interim_task = self._spawn(self._interims(utterance))
+
+    def _stop_interims(self, utterance: _Utterance) -> None:
+        # Cancelling mid-call closes the engine request, so the engine drops the work too.
+        if utterance.interim_task is not None:
+            utterance.interim_task.cancel()
+            utterance.interim_task = None
+
+    def _drop_speculation(self, utterance: _Utterance) -> None:
+        speculation, utterance.speculation = utterance.speculation, None
+        if speculation is None:
+            return
+        if not speculation.done():
+            speculation.cancel()
+            self._count_call("speculative_final", "cancelled")
+        elif not speculation.cancelled() and speculation.exception() is None:
+            self._count_call("speculative_final", "discarded")
+
+    async def _call(self, kind: CallKind, samples: np.ndarray) -> str:
+        """One engine call; GatewayError propagates (counted as failed)."""
+        try:
+            return await self._service.transcribe_utterance(samples, self._options())
+        except GatewayError:
+            self._count_call(kind, "failed")
+            raise
+
     async def _interims(self, utterance: _Utterance) -> None:
         settings = self._settings
+        covered_s = 0.0  # audio the last interim call heard
         while True:
             await asyncio.sleep(settings.interim_interval_s)
             duration_s = utterance.duration_s
             if duration_s < settings.min_interim_audio_s or duration_s > self._max_interim_s:
                 continue
+            if duration_s <= covered_s:
+                continue  # nothing new to hear
             if self._interim_slots.locked():
                 continue  # the engine is busy: interims give way, finals must not queue
             try:
                 async with self._interim_slots:
-                    text = await self._service.transcribe_utterance(
-                        utterance.samples(), self._options()
-                    )
+                    text = await self._call("interim", utterance.samples())
             except GatewayError as exc:
                 logger.info("interim transcription failed: %s", exc.message)
                 continue
+            except asyncio.CancelledError:
+                self._count_call("interim", "cancelled")  # a newer call covers its audio
+                raise
+            covered_s = duration_s
+            self._count_call("interim", "used")
             words = new_words(utterance.sent_words, text, is_final=False)
             if words:
                 await self._emit_delta(utterance, words)
@@ -191,7 +268,13 @@ class EngineTranscriber:
     async def _finish(self, utterance: _Utterance) -> None:
         samples = utterance.samples()
         try:
-            text = await self._service.transcribe_utterance(samples, self._options())
+            if utterance.speculation is not None:
+                # Made when speech paused; the audio since is the silence that closed the turn.
+                text = await utterance.speculation
+                self._count_call("speculative_final", "used")
+            else:
+                text = await self._call("final", samples)
+                self._count_call("final", "used")
         except GatewayError as exc:
             await self._emit(
                 server_event(
