@@ -170,6 +170,28 @@ def test_engine_error_is_an_openai_shaped_event(
 
 
 @pytest.mark.engine
+def test_bridge_presents_the_engine_key_the_engine_requires(
+    gateway_factory, raw_session, voxtral_realtime_engine, two_sentences
+):
+    """Every other bridge test passes only because the gateway sends VOXTRAL_UPSTREAM_API_KEY
+    on the WebSocket handshake; without it, vLLM refuses the session."""
+    engine = voxtral_realtime_engine
+    if engine.api_key is None:
+        pytest.skip("the external engine given to this run requires no key")
+    gateway = gateway_factory(
+        engine=engine,
+        upstream_api_key="not-the-engine-key",
+        realtime={"passthrough_url": engine.websocket_base_url, "max_ahead_s": 60},
+    )
+    session = raw_session(gateway.base_url)
+    _configure(session, None)
+    _send_audio(session, read_clip(two_sentences[0])[:16_000])
+    session.send({"type": "input_audio_buffer.commit"})
+    refused = _recv_until(session, lambda seen: _count("error")(seen) + _count("failed")(seen) > 0)
+    assert refused[-1]["error"]["code"] in ("upstream_unavailable", "upstream_error")
+
+
+@pytest.mark.engine
 def test_client_disconnect_ends_the_engine_session(
     gateway_factory, raw_session, voxtral_realtime_engine, two_sentences
 ):

@@ -43,8 +43,12 @@ def _pcm16_b64(samples: np.ndarray) -> str:
 class BridgeTranscriber:
     """Each utterance becomes one generation on a long-lived engine WebSocket."""
 
-    def __init__(self, base_url: str, model: str | None, emit: Emit) -> None:
+    def __init__(
+        self, base_url: str, model: str | None, emit: Emit, api_key: str | None = None
+    ) -> None:
         self._url = base_url.rstrip("/") + "/v1/realtime"
+        # vLLM guards /v1/realtime with its --api-key as it does the HTTP routes.
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._model = model
         self._emit = emit
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -86,7 +90,10 @@ class BridgeTranscriber:
     async def _pump(self) -> None:
         try:
             async with websockets.connect(
-                self._url, open_timeout=_CONNECT_TIMEOUT_S, max_size=None
+                self._url,
+                open_timeout=_CONNECT_TIMEOUT_S,
+                max_size=None,
+                additional_headers=self._headers,
             ) as engine:
                 created = json.loads(await engine.recv())
                 if created.get("type") != "session.created":

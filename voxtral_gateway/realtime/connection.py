@@ -118,10 +118,12 @@ def _transcriber(
 ) -> UtteranceTranscriber:
     settings = runtime.settings
     if settings.realtime.passthrough_url:
+        key = settings.upstream_api_key
         return BridgeTranscriber(
             settings.realtime.passthrough_url,
             settings.realtime.passthrough_model or settings.upstream_model,
             send,
+            api_key=key.get_secret_value() if key else None,
         )
     return EngineTranscriber(
         runtime,
