@@ -88,18 +88,21 @@ def test_language_candidates_fix_a_clip_whisper_base_hears_as_another_language(
 ) -> None:
     """The corpus's second French clip: vLLM and the detector both hear Korean (bench/results/
     languages-cpu-whisper-base). With the deployment's languages as candidates, the gateway
-    picks French among them and the engine transcribes in French, not in Hangul."""
-    gateway = gateway_factory(
-        upstream_urls=[whisper_base_engine.base_url],
-        language_detector_model="base",
-        language_candidates=list(LANGUAGES),
-    )
+    picks French among them and the engine transcribes in French, not in Hangul. Both ways a
+    clip reaches the engine: the whole-clip head start, and VAD's segments."""
     clip = write_clip(utterances(("fr",), per_language=2)[1], tmp_path / "fr2.wav")
-    result = _client(gateway).audio.transcriptions.create(
-        model="w", file=clip.open("rb"), response_format="verbose_json"
-    )
-    assert result.language == "fr", result.text
-    assert not any("\uac00" <= char <= "\ud7a3" for char in result.text), result.text
+    for head_start in (True, False):
+        gateway = gateway_factory(
+            upstream_urls=[whisper_base_engine.base_url],
+            language_detector_model="base",
+            language_candidates=list(LANGUAGES),
+            head_start={"enabled": head_start},
+        )
+        result = _client(gateway).audio.transcriptions.create(
+            model="w", file=clip.open("rb"), response_format="verbose_json"
+        )
+        assert result.language == "fr", (head_start, result.text)
+        assert not any("\uac00" <= char <= "\ud7a3" for char in result.text), result.text
 
 
 def test_verbose_json_fields_are_measurements_not_placeholders(base_gateway, clips) -> None:
