@@ -124,6 +124,109 @@ _SENTENCES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 
 LANGUAGES: tuple[str, ...] = tuple(_SENTENCES)
 
+# Held out: more sentences per language, never used to choose voices or settings; with the
+# corpus's, the detection bench (bench/language_detection.py) has five per language.
+_MORE_SENTENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "de": (
+        (
+            "Am Wochenende besuchen wir unsere Großeltern auf dem Land.",
+            "At the weekend we visit our grandparents in the countryside.",
+        ),
+        (
+            "Der Kaffee ist heute Morgen leider viel zu kalt geworden.",
+            "Unfortunately the coffee got far too cold this morning.",
+        ),
+        (
+            "Kannst du mir bitte sagen, wo der nächste Bahnhof ist?",
+            "Can you please tell me where the nearest station is?",
+        ),
+    ),
+    "fr": (
+        (
+            "Ma grand-mère prépare toujours une soupe chaude en hiver.",
+            "My grandmother always makes a hot soup in winter.",
+        ),
+        (
+            "Il faut prendre le bus pour aller à la gare ce soir.",
+            "We have to take the bus to go to the station this evening.",
+        ),
+        (
+            "Nous avons visité un vieux château près de la rivière.",
+            "We visited an old castle near the river.",
+        ),
+    ),
+    "es": (
+        (
+            "El perro de mi vecino ladra toda la noche sin parar.",
+            "My neighbour's dog barks all night without stopping.",
+        ),
+        (
+            "Mañana vamos a comprar frutas y verduras en el mercado.",
+            "Tomorrow we are going to buy fruit and vegetables at the market.",
+        ),
+        (
+            "Mis hermanos juegan al fútbol en el parque los domingos.",
+            "My brothers play football in the park on Sundays.",
+        ),
+    ),
+    "it": (
+        (
+            "Mia nonna prepara sempre la pasta fatta in casa la domenica.",
+            "My grandmother always makes homemade pasta on Sundays.",
+        ),
+        (
+            "Domani mattina prendiamo l'autobus per andare al lavoro.",
+            "Tomorrow morning we take the bus to go to work.",
+        ),
+        (
+            "Il gatto dorme tutto il giorno sul divano del salotto.",
+            "The cat sleeps all day on the living room sofa.",
+        ),
+    ),
+    "pt": (
+        (
+            "A minha mãe faz um bolo de chocolate todos os domingos.",
+            "My mother makes a chocolate cake every Sunday.",
+        ),
+        (
+            "Amanhã vamos viajar de carro para visitar os nossos avós.",
+            "Tomorrow we are travelling by car to visit our grandparents.",
+        ),
+        (
+            "As crianças brincam na praia durante as férias de verão.",
+            "The children play on the beach during the summer holidays.",
+        ),
+    ),
+    "nl": (
+        (
+            "Mijn oma drinkt elke ochtend een kopje thee met melk.",
+            "My grandmother drinks a cup of tea with milk every morning.",
+        ),
+        (
+            "Morgen gaan we met de trein naar de grote stad.",
+            "Tomorrow we are going to the big city by train.",
+        ),
+        (
+            "De kinderen spelen buiten in de tuin met de hond.",
+            "The children play outside in the garden with the dog.",
+        ),
+    ),
+    "en": (
+        (
+            "She bought fresh bread and cheese at the market this morning.",
+            "She bought fresh bread and cheese at the market this morning.",
+        ),
+        (
+            "We will meet at the library after lunch on Friday.",
+            "We will meet at the library after lunch on Friday.",
+        ),
+        (
+            "Please close the window before you leave the house.",
+            "Please close the window before you leave the house.",
+        ),
+    ),
+}
+
 
 def utterances(languages: tuple[str, ...] = LANGUAGES, per_language: int = 2) -> list[Utterance]:
     """The corpus, in a fixed order: `per_language` sentences of each language."""
@@ -132,6 +235,15 @@ def utterances(languages: tuple[str, ...] = LANGUAGES, per_language: int = 2) ->
         for language in languages
         for voice, pairs in [_SENTENCES[language]]
         for text, english in pairs[:per_language]
+    ]
+
+
+def held_out_utterances(languages: tuple[str, ...] = LANGUAGES) -> list[Utterance]:
+    """Three more sentences per language, in the corpus's voices."""
+    return [
+        Utterance(language, _SENTENCES[language][0], text, english)
+        for language in languages
+        for text, english in _MORE_SENTENCES[language]
     ]
 
 

@@ -109,6 +109,7 @@ async def open_runtime(
                 load_language_detector,
                 settings.language_detector_model,
                 settings.align.cache_dir.expanduser(),
+                settings.language_candidates,
             ),
         )
     finally:

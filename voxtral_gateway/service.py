@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -57,6 +57,7 @@ from voxtral_gateway.pipeline.transcribe import (
     segment_result,
     transcribe_samples,
     transcribe_segments,
+    with_chosen_language,
 )
 from voxtral_gateway.pipeline.word_timing import with_word_timing
 from voxtral_gateway.protocol import TranscriptionRequest
@@ -241,12 +242,14 @@ class TranscriptionService:
         runtime = self._runtime
         budget, decoding = self.budget(), self.decoding(options)
 
-        def launch(samples: np.ndarray) -> Awaitable[EngineAnswer]:
-            return transcribe_samples(
+        choose_language = self._choose_language()
+
+        async def launch(samples: np.ndarray) -> EngineAnswer:
+            return await transcribe_samples(
                 samples,
                 runtime.upstream,
                 budget=budget,
-                options=decoding,
+                options=await with_chosen_language(decoding, samples, choose_language),
                 global_slots=runtime.segment_slots,
             )
 
@@ -293,12 +296,19 @@ class TranscriptionService:
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=runtime.segment_slots,
             detect_language=self._detect_language(),
+            choose_language=self._choose_language(),
             time_words=time_words,
         )
 
     def _detect_language(self) -> LanguageDetection | None:
         detector = self._runtime.language_detector
         return detector.detect_async if detector else None
+
+    def _choose_language(self) -> LanguageDetection | None:
+        """With `language_candidates`, the gateway's detector picks each segment's language
+        before the engine call (the engine's own pick could be any of its languages)."""
+        detector = self._runtime.language_detector
+        return detector.detect_async if detector and detector.candidates else None
 
     def _word_timer(self, prepared: PreparedAudio, options: TranscriptionOptions) -> WordTimer:
         metrics = self._runtime.metrics

