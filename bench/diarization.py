@@ -2,7 +2,7 @@
 
     python -m bench.diarization --out bench/results/<name> [--gateway URL]
 
-Offline part (no engine): the gateway's own VAD segmentation (one region per segment), speaker
+Offline part (no engine): the gateway's own VAD segmentation (packed windows), speaker
 encoder and clustering over a 6-turn 2-speaker dialogue, a 2-minute 3-speaker dialogue and a
 10-minute 4-speaker meeting; DER by pyannote.metrics, encoder time per audio minute. With
 `--gateway` (a running gateway in front of an engine), the 10-minute meeting is also sent
@@ -17,7 +17,7 @@ import asyncio
 import io
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from bench.dialogue import SAMPLE_RATE_HZ, Turn, compose_dialogue, meeting_lines
-from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript, Word
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerStage
 from voxtral_gateway.pipeline.stream import VadSegmenter, segment_stream
@@ -110,13 +110,25 @@ def der_parts(turns: tuple[Turn, ...], segments: list[tuple[float, float, str]])
 async def diarize_offline(case: Case, settings: Settings, stage: SpeakerStage) -> dict:
     """The gateway's segmentation and speaker stage, without an engine."""
     detector = load_detector(settings.vad)
-    params = replace(vad_params(settings.vad), one_region_per_segment=True)
-    segmenter = VadSegmenter(detector, params, warmup_s=settings.vad.stream_warmup_s)
-    track = stage.track(SpeakerRequest())
+    segmenter = VadSegmenter(
+        detector, vad_params(settings.vad), warmup_s=settings.vad.stream_warmup_s
+    )
+    track = stage.track(SpeakerRequest(), pad_s=settings.vad.speech_pad_ms / 1000)
     started = time.perf_counter()
     batches = list(segment_stream(iter([case.audio]), segmenter, chunk_s=settings.vad.chunk_s))
     vad_s = time.perf_counter() - started
-    results = [SegmentResult(s.index, s.start_s, s.end_s, "x") for b in batches for s in b.segments]
+    # Packed windows as the gateway sends them; a timed word per region stands for the text.
+    results = [
+        SegmentResult(
+            s.index,
+            s.start_s,
+            s.end_s,
+            " ".join("x" for _ in s.regions),
+            phrases=tuple(Word("x", r.start_s, r.end_s) for r in s.regions),
+        )
+        for b in batches
+        for s in b.segments
+    ]
     # Embedding only starts now, so this times the encoder (and clustering) alone.
     started = time.perf_counter()
     for batch in batches:

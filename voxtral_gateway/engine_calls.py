@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from voxtral_gateway.languages import EngineFamily
-from voxtral_gateway.pipeline.records import TokenUsage
+from voxtral_gateway.pipeline.records import TokenUsage, Word
 
 Task = Literal["transcribe", "translate"]
 
@@ -46,6 +46,8 @@ class EngineAnswer:
     temperature: float | None = None
     avg_logprob: float | None = None
     tokens: tuple[int, ...] | None = None
+    phrases: tuple[Word, ...] = ()
+    """Whisper's timed pieces of the text (verbose_json segments), in seconds of the audio sent."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,12 @@ def build_call(
     temperature: float | None,
     detailed: bool,
     count_tokens: bool = False,
+    timed: bool = False,
 ) -> EngineCall:
     """The request for one segment. `detailed` asks for what verbose_json reports;
     `count_tokens` for the engine's token counts (a streamed json answer: vLLM's verbose_json
     neither streams nor counts tokens, so counting wins; the language comes from
-    `language_probe_call`)."""
+    `language_probe_call`). `timed` asks Whisper for its timestamps (verbose_json) too."""
     used_temperature = ENGINE_DEFAULT_TEMPERATURE if temperature is None else temperature
     if family == "voxtral" and task == "translate":
         instruction = TRANSLATE_INSTRUCTION + (f" Context: {prompt}" if prompt else "")
@@ -106,7 +109,7 @@ def build_call(
                 "temperature": used_temperature,
             },
         )
-    verbose = detailed and family == "whisper" and not count_tokens
+    verbose = (detailed or timed) and family == "whisper" and not count_tokens
     if verbose:
         max_output_tokens += timestamp_headroom(max_output_tokens)
     form = {
@@ -183,4 +186,9 @@ def _verbose_answer(body: dict[str, Any], temperature: float) -> EngineAnswer:
         temperature=float(reported) if reported is not None else temperature,
         avg_logprob=avg_logprob,
         tokens=tokens if segments else None,
+        phrases=tuple(
+            Word(str(s["text"]).strip(), float(s["start"]), float(s["end"]))
+            for s in segments
+            if str(s.get("text") or "").strip() and "start" in s and "end" in s
+        ),
     )

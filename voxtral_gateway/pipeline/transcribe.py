@@ -51,6 +51,8 @@ class DecodingOptions:
     task: Task = "transcribe"
     detailed: bool = False
     """The response reports per-segment language and statistics (verbose_json)."""
+    timed: bool = False
+    """Ask the engine for its own timestamps (Whisper), to cut text at speaker turns."""
 
 
 LanguageDetection = Callable[[np.ndarray], Awaitable[str | None]]
@@ -127,6 +129,7 @@ async def transcribe_samples(
                 count_tokens=options.count_tokens,
                 task=options.task,
                 detailed=options.detailed,
+                timed=options.timed,
             )
         )
 
@@ -156,6 +159,10 @@ async def segment_result(
         temperature=answer.temperature,
         avg_logprob=answer.avg_logprob,
         tokens=answer.tokens,
+        phrases=tuple(
+            Word(p.word, p.start_s + segment.start_s, p.end_s + segment.start_s)
+            for p in answer.phrases
+        ),
         no_speech_prob=None if segment.speech_prob is None else 1.0 - segment.speech_prob,
     )
 
