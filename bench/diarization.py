@@ -198,11 +198,13 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
     sf.write(buffer, case.audio, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
     wav = buffer.getvalue()
     times: dict[str, list[float]] = {"plain": [], "speakers": []}
+    calls: dict[str, list[int]] = {"plain": [], "speakers": []}
     body = None
     timings: list[str] = []
     with httpx.Client(base_url=gateway, timeout=3600) as client:
         for _ in range(repeats):
             for mode, fmt in (("plain", "verbose_json"), ("speakers", "diarized_json")):
+                windows = engine_windows(client)
                 started = time.perf_counter()
                 response = client.post(
                     "/v1/audio/transcriptions",
@@ -211,6 +213,7 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
                 )
                 response.raise_for_status()
                 times[mode].append(time.perf_counter() - started)
+                calls[mode].append(engine_windows(client) - windows)
                 if mode == "speakers":
                     body = response.json()
                     timings.append(response.headers.get("server-timing", ""))
@@ -222,12 +225,21 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
         "plain_s": [round(t, 1) for t in times["plain"]],
         "speakers_s": [round(t, 1) for t in times["speakers"]],
         "added_pct_best": round(100 * (speakers / plain - 1), 1),
+        "engine_calls": calls,
         "server_timing_speakers": timings,
         "der_collar_0.25": round(der(case.turns, segments, COLLAR_S), 4),
         **der_parts(case.turns, segments),
         "turns_attributed": turns_attributed(case.turns, segments),
         "speakers_found": len({s[2] for s in segments}),
     }
+
+
+def engine_windows(client: httpx.Client) -> int:
+    """The gateway's count of engine calls so far (its /metrics)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("voxtral_engine_windows_total "):
+            return round(float(line.split()[1]))
+    raise RuntimeError("the gateway's /metrics has no voxtral_engine_windows_total")
 
 
 async def main_async(args: argparse.Namespace) -> dict:
