@@ -16,11 +16,13 @@ import argparse
 import asyncio
 import io
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jiwer
 import numpy as np
 import soundfile as sf
 from pyannote.core import Annotation, Segment
@@ -192,6 +194,27 @@ def turns_attributed(turns: tuple[Turn, ...], segments: list[tuple[float, float,
     return f"{good}/{len(turns)}"
 
 
+def turn_wer(turns: tuple[Turn, ...], segments: list[dict]) -> float:
+    """WER with each segment's text scored against the turn it overlaps most (its words
+    moved to a neighbouring turn count as errors there), all turns together."""
+    said: list[list[str]] = [[] for _ in turns]
+    for segment in segments:
+        overlaps = [min(segment["end"], t.end_s) - max(segment["start"], t.start_s) for t in turns]
+        said[overlaps.index(max(overlaps))].append(segment["text"])
+    return corpus_wer([t.text for t in turns], [" ".join(s) for s in said])
+
+
+def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
+    """Word error rate over all pairs, on lower-cased words without punctuation."""
+
+    def words(text: str) -> str:
+        return " ".join(re.sub(r"[^\w' ]", " ", text.lower()).split())
+
+    kept = [(words(r), words(h)) for r, h in zip(references, hypotheses, strict=True)]
+    kept = [(r, h) for r, h in kept if r]
+    return round(jiwer.wer([r for r, _ in kept], [h for _, h in kept]), 4)
+
+
 def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
     """Wall time of the request with and without speakers (alternating, best of `repeats`)."""
     buffer = io.BytesIO()
@@ -199,7 +222,7 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
     wav = buffer.getvalue()
     times: dict[str, list[float]] = {"plain": [], "speakers": []}
     calls: dict[str, list[int]] = {"plain": [], "speakers": []}
-    body = None
+    body = plain_body = None
     timings: list[str] = []
     with httpx.Client(base_url=gateway, timeout=3600) as client:
         for _ in range(repeats):
@@ -214,10 +237,12 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
                 response.raise_for_status()
                 times[mode].append(time.perf_counter() - started)
                 calls[mode].append(engine_windows(client) - windows)
+                if mode == "plain":
+                    plain_body = response.json()
                 if mode == "speakers":
                     body = response.json()
                     timings.append(response.headers.get("server-timing", ""))
-    assert body is not None
+    assert body is not None and plain_body is not None
     segments = [(s["start"], s["end"], s["speaker"]) for s in body["segments"]]
     plain, speakers = min(times["plain"]), min(times["speakers"])
     return {
@@ -231,6 +256,9 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
         **der_parts(case.turns, segments),
         "turns_attributed": turns_attributed(case.turns, segments),
         "speakers_found": len({s[2] for s in segments}),
+        "wer_plain_text": corpus_wer([" ".join(t.text for t in case.turns)], [plain_body["text"]]),
+        "wer_speakers_text": corpus_wer([" ".join(t.text for t in case.turns)], [body["text"]]),
+        "wer_turn_attributed": turn_wer(case.turns, body["segments"]),
     }
 
 

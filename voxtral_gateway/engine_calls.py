@@ -82,12 +82,11 @@ def build_call(
     temperature: float | None,
     detailed: bool,
     count_tokens: bool = False,
-    timed: bool = False,
 ) -> EngineCall:
     """The request for one segment. `detailed` asks for what verbose_json reports;
     `count_tokens` for the engine's token counts (a streamed json answer: vLLM's verbose_json
     neither streams nor counts tokens, so counting wins; the language comes from
-    `language_probe_call`). `timed` asks Whisper for its timestamps (verbose_json) too."""
+    `language_probe_call`)."""
     used_temperature = ENGINE_DEFAULT_TEMPERATURE if temperature is None else temperature
     if family == "voxtral" and task == "translate":
         instruction = TRANSLATE_INSTRUCTION + (f" Context: {prompt}" if prompt else "")
@@ -109,7 +108,7 @@ def build_call(
                 "temperature": used_temperature,
             },
         )
-    verbose = (detailed or timed) and family == "whisper" and not count_tokens
+    verbose = detailed and family == "whisper" and not count_tokens
     if verbose:
         max_output_tokens += timestamp_headroom(max_output_tokens)
     form = {

@@ -151,7 +151,6 @@ class TranscriptionService:
             options.count_tokens,
             task=options.task,
             detailed=options.detailed,
-            timed=options.speakers is not None,
         )
 
     def budget(self) -> TokenBudget:

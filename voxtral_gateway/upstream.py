@@ -70,8 +70,6 @@ class UpstreamRequest:
     task: Task = "transcribe"
     detailed: bool = False
     """Ask for what verbose_json reports (detected language, token log probabilities)."""
-    timed: bool = False
-    """Ask for the engine's own timestamps (Whisper), to cut the text at speaker turns."""
 
 
 @dataclass
@@ -222,7 +220,6 @@ class UpstreamPool:
             prompt=request.prompt,
             temperature=request.temperature,
             detailed=request.detailed,
-            timed=request.timed,
             count_tokens=request.count_tokens,
         )
         answer = await self._post(engine, call, wav)

@@ -37,11 +37,26 @@ def test_a_phrase_over_a_turn_change_is_cut_at_the_sentence_end_nearest_the_turn
         Word("Did you bring the report? Yes, it is here.", 0.4, 6.1),
         Word("Thank you.", 7.0, 9.0),
     )
-    parts = split_at_regions(_window("x", phrases=phrases), REGIONS, pad_s=0.2)
+    text = "Did you bring the report? Yes, it is here. Thank you."
+    parts = split_at_regions(_window(text, phrases=phrases), REGIONS, pad_s=0.2)
     assert _parts(parts) == [
         ("A", "Did you bring the report?"),
         ("B", "Yes, it is here."),
         ("A", "Thank you."),
+    ]
+    # Phrases that lost part of the text (an unclosed timestamp) are not trusted.
+    short = split_at_regions(_window(text, phrases=phrases[1:]), REGIONS, pad_s=0.2)
+    assert " ".join(p.text for p in short) == text
+
+
+def test_untimed_text_is_cut_at_the_sentence_end_nearest_each_turn() -> None:
+    # By speech time alone the first cut would fall after "report?" plus a word or two.
+    text = "Did you bring the report? Yes, it is in my bag. Thank you so much."
+    parts = split_at_regions(_window(text), REGIONS, pad_s=0.2)
+    assert _parts(parts) == [
+        ("A", "Did you bring the report?"),
+        ("B", "Yes, it is in my bag."),
+        ("A", "Thank you so much."),
     ]
 
 

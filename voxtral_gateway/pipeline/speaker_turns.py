@@ -6,12 +6,14 @@ change always falls in the pause between two regions. Here a window's result bec
 result per region, its text shared out by time with the finest timing at hand:
 
     timed words (the aligner, when word timing was asked for)
-    -> the engine's own timed phrases (Whisper's timestamps)
-    -> the window's whole text, untimed (Voxtral)
+    -> the engine's own timed phrases (Whisper's timestamps, when verbose_json asked for them)
+    -> the window's whole text, untimed (no extra cost; vLLM's Whisper verbose_json drops
+       the text of windows whose timestamps do not close, so it is not asked for)
 
 A timed piece that lies in one region's stretch goes to it whole. One that spans several
 regions (a Whisper phrase over two turns, or the untimed text) is shared out in proportion
-to each region's speech inside it, cut between words, at a sentence end when one is close.
+to each region's speech inside it (characters per second of speech taken as even), cut
+between words, at a sentence end when one is close.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from voxtral_gateway.pipeline.records import SegmentResult, Span, Word
+from voxtral_gateway.pipeline.stitch import clean_text
 
-# A cut this close (fraction of the piece's characters) to a sentence end moves onto it.
-_SENTENCE_PULL = 0.08
+# A cut moves onto a sentence end this close to it, as a fraction of the smaller of the two
+# regions' shares of the piece.
+_SENTENCE_PULL = 0.4
 _SENTENCE_END = re.compile(r"[.?!。？！]['\")\]]*$")
 
 
@@ -51,7 +55,10 @@ def split_at_regions(
             texts[k].append(word.word)
             words[k].append(word)
     else:
-        pieces = result.phrases or (Word(result.text, result.start_s, result.end_s),)
+        # Phrases only if they hold the whole text (verbose_json can drop an unfinished one).
+        timed = clean_text(" ".join(p.word for p in result.phrases)) == clean_text(result.text)
+        whole = Word(result.text, result.start_s, result.end_s)
+        pieces = result.phrases if result.phrases and timed else (whole,)
         for piece in pieces:
             for k, share in _share_piece(piece, regions):
                 texts[k] += share
@@ -126,21 +133,22 @@ def _share_piece(piece: Word, regions: Sequence[Region]) -> list[tuple[int, list
 
 
 def _cuts(tokens: Sequence[str], targets: Sequence[float]) -> list[int]:
-    """Word positions (0..len) nearest each cumulative character fraction in `targets`, in
-    order; a sentence end within `_SENTENCE_PULL` of a target wins."""
+    """Word positions (0..len), in order, nearest each cumulative character fraction in
+    `targets`; a sentence end wins when it lies within `_SENTENCE_PULL` of the smaller
+    neighbouring share (a turn change usually ends a sentence)."""
     lengths = [len(t) + 1 for t in tokens]
     total = sum(lengths)
     fractions = [0.0]
     for length in lengths:
         fractions.append(fractions[-1] + length / total)
+    ends = [j for j in range(1, len(tokens)) if _SENTENCE_END.search(tokens[j - 1])]
+    edges = [0.0, *targets, 1.0]
     cuts: list[int] = []
     low = 0
-    for target in targets:
-
-        def cost(j: int, target: float = target) -> float:
-            ends_sentence = j > 0 and _SENTENCE_END.search(tokens[j - 1]) is not None
-            return abs(fractions[j] - target) - (_SENTENCE_PULL if ends_sentence else 0.0)
-
-        low = min(range(low, len(tokens) + 1), key=cost)
+    for n, target in enumerate(targets, start=1):
+        reach = _SENTENCE_PULL * min(edges[n] - edges[n - 1], edges[n + 1] - edges[n])
+        near = [j for j in ends if j >= low and abs(fractions[j] - target) <= reach]
+        candidates = near or range(low, len(tokens) + 1)
+        low = min(candidates, key=lambda j, target=target: abs(fractions[j] - target))
         cuts.append(low)
     return cuts

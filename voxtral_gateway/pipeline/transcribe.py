@@ -51,8 +51,6 @@ class DecodingOptions:
     task: Task = "transcribe"
     detailed: bool = False
     """The response reports per-segment language and statistics (verbose_json)."""
-    timed: bool = False
-    """Ask the engine for its own timestamps (Whisper), to cut text at speaker turns."""
 
 
 LanguageDetection = Callable[[np.ndarray], Awaitable[str | None]]
@@ -129,7 +127,6 @@ async def transcribe_samples(
                 count_tokens=options.count_tokens,
                 task=options.task,
                 detailed=options.detailed,
-                timed=options.timed,
             )
         )
 
