@@ -132,14 +132,25 @@ class SpeakerStage:
         return SpeakerTrack(self, request, pad_s=pad_s)
 
     def submit(self, samples: np.ndarray) -> Future[np.ndarray | None]:
-        return self._executor.submit(self._embed, samples)
+        """One clip's voice (a reference), embedded in the worker."""
+        return self._executor.submit(lambda: self._embed([samples])[0])
 
-    def _embed(self, samples: np.ndarray) -> np.ndarray | None:
-        """One segment's voice: the normalised mean of its windows' embeddings (None: no audio)."""
-        windows = self.encoder().embed_windows(samples, self.settings.window_s, self.settings.hop_s)
-        mean = windows.mean(axis=0) if len(windows) else None
-        # An all-zero embedding (silence through the ReLU) has no direction to compare.
-        return normalise(mean) if mean is not None and np.any(mean) else None
+    def submit_regions(self, clips: list[np.ndarray]) -> Future[list[np.ndarray | None]]:
+        """Each clip's voice (a window's regions), embedded together in one job."""
+        return self._executor.submit(self._embed, clips)
+
+    def _embed(self, clips: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Each clip's voice: the normalised mean of its windows' embeddings over its middle
+        `region_max_s` (None: no audio)."""
+        settings = self.settings
+        keep = round(settings.region_max_s * SAMPLE_RATE_HZ)
+        middles = [clip[max(0, (len(clip) - keep) // 2) :][:keep] for clip in clips]
+        voices: list[np.ndarray | None] = []
+        for windows in self.encoder().embed_clips(middles, settings.window_s, settings.hop_s):
+            mean = windows.mean(axis=0) if len(windows) else None
+            # An all-zero embedding (silence through the ReLU) has no direction to compare.
+            voices.append(normalise(mean) if mean is not None and np.any(mean) else None)
+        return voices
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -153,7 +164,7 @@ class SpeakerTrack:
         self._request = request
         self._pad_s = pad_s
         self._references = {name: stage.submit(samples) for name, samples in request.references}
-        self._regions: dict[int, list[tuple[Span, Future[np.ndarray | None]]]] = {}
+        self._regions: dict[int, tuple[list[Span], Future[list[np.ndarray | None]]]] = {}
         self._online: OnlineSpeakers | None = None
         self.wait_s = 0.0
         """Time spent waiting for embeddings after the engine had finished (what speakers
@@ -161,9 +172,9 @@ class SpeakerTrack:
 
     def add_chunk(self, chunk: ChunkSegments) -> None:
         for segment in chunk.segments:
-            self._regions[segment.index] = [
-                (span, self._stage.submit(samples)) for span, samples in self._cut(segment)
-            ]
+            cut = self._cut(segment)
+            future = self._stage.submit_regions([samples for _, samples in cut])
+            self._regions[segment.index] = ([span for span, _ in cut], future)
 
     def _cut(self, segment: Segment) -> list[tuple[Span, np.ndarray]]:
         """The segment's regions and their padded samples (VAD off: the whole segment)."""
@@ -177,10 +188,10 @@ class SpeakerTrack:
         return cut
 
     async def _embeddings(self, index: int) -> list[tuple[Span, np.ndarray | None]]:
-        return [
-            (span, await asyncio.wrap_future(future))
-            for span, future in self._regions.get(index, [])
-        ]
+        if index not in self._regions:
+            return []
+        spans, future = self._regions[index]
+        return list(zip(spans, await asyncio.wrap_future(future), strict=True))
 
     async def _reference_embeddings(self) -> dict[str, np.ndarray]:
         found = {}
@@ -250,7 +261,7 @@ class SpeakerTrack:
 
     def close(self) -> None:
         """The request is over: drop queued work nobody will read."""
-        regions = [future for found in self._regions.values() for _, future in found]
+        regions = [future for _, future in self._regions.values()]
         for future in [*regions, *self._references.values()]:
             future.cancel()
 
