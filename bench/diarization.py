@@ -2,7 +2,7 @@
 
     python -m bench.diarization --out bench/results/<name> [--gateway URL]
 
-Offline part (no engine): the gateway's own VAD segmentation (one region per segment), speaker
+Offline part (no engine): the gateway's own VAD segmentation (packed windows), speaker
 encoder and clustering over a 6-turn 2-speaker dialogue, a 2-minute 3-speaker dialogue and a
 10-minute 4-speaker meeting; DER by pyannote.metrics, encoder time per audio minute. With
 `--gateway` (a running gateway in front of an engine), the 10-minute meeting is also sent
@@ -16,18 +16,20 @@ import argparse
 import asyncio
 import io
 import json
+import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jiwer
 import numpy as np
 import soundfile as sf
 from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from bench.dialogue import SAMPLE_RATE_HZ, Turn, compose_dialogue, meeting_lines
-from voxtral_gateway.pipeline.records import SegmentResult, Transcript
+from voxtral_gateway.pipeline.records import SegmentResult, Transcript, Word
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerStage
 from voxtral_gateway.pipeline.stream import VadSegmenter, segment_stream
@@ -110,13 +112,25 @@ def der_parts(turns: tuple[Turn, ...], segments: list[tuple[float, float, str]])
 async def diarize_offline(case: Case, settings: Settings, stage: SpeakerStage) -> dict:
     """The gateway's segmentation and speaker stage, without an engine."""
     detector = load_detector(settings.vad)
-    params = replace(vad_params(settings.vad), one_region_per_segment=True)
-    segmenter = VadSegmenter(detector, params, warmup_s=settings.vad.stream_warmup_s)
-    track = stage.track(SpeakerRequest())
+    segmenter = VadSegmenter(
+        detector, vad_params(settings.vad), warmup_s=settings.vad.stream_warmup_s
+    )
+    track = stage.track(SpeakerRequest(), pad_s=settings.vad.speech_pad_ms / 1000)
     started = time.perf_counter()
     batches = list(segment_stream(iter([case.audio]), segmenter, chunk_s=settings.vad.chunk_s))
     vad_s = time.perf_counter() - started
-    results = [SegmentResult(s.index, s.start_s, s.end_s, "x") for b in batches for s in b.segments]
+    # Packed windows as the gateway sends them; a timed word per region stands for the text.
+    results = [
+        SegmentResult(
+            s.index,
+            s.start_s,
+            s.end_s,
+            " ".join("x" for _ in s.regions),
+            phrases=tuple(Word("x", r.start_s, r.end_s) for r in s.regions),
+        )
+        for b in batches
+        for s in b.segments
+    ]
     # Embedding only starts now, so this times the encoder (and clustering) alone.
     started = time.perf_counter()
     for batch in batches:
@@ -180,17 +194,43 @@ def turns_attributed(turns: tuple[Turn, ...], segments: list[tuple[float, float,
     return f"{good}/{len(turns)}"
 
 
+def turn_wer(turns: tuple[Turn, ...], segments: list[dict]) -> float:
+    """WER with each segment's text scored against the turn it overlaps most (its words
+    moved to a neighbouring turn count as errors there), all turns together."""
+    said: list[list[str]] = [[] for _ in turns]
+    for segment in segments:
+        overlaps = [min(segment["end"], t.end_s) - max(segment["start"], t.start_s) for t in turns]
+        said[overlaps.index(max(overlaps))].append(segment["text"])
+    return corpus_wer([t.text for t in turns], [" ".join(s) for s in said])
+
+
+def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
+    """Word error rate over all pairs, on lower-cased words without punctuation."""
+
+    def words(text: str) -> str:
+        return " ".join(re.sub(r"[^\w' ]", " ", text.lower()).split())
+
+    kept = [(words(r), words(h)) for r, h in zip(references, hypotheses, strict=True)]
+    kept = [(r, h) for r, h in kept if r]
+    return round(jiwer.wer([r for r, _ in kept], [h for _, h in kept]), 4)
+
+
 def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
-    """Wall time of the request with and without speakers (alternating, best of `repeats`)."""
+    """Wall time of the request without speakers (json, verbose_json) and with them
+    (diarized_json), in rounds of the three back to back, `repeats` rounds; engine calls per
+    request from the gateway's /metrics; text WER of each; DER of the speakers' answer."""
     buffer = io.BytesIO()
     sf.write(buffer, case.audio, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
     wav = buffer.getvalue()
-    times: dict[str, list[float]] = {"plain": [], "speakers": []}
-    body = None
+    modes = (("plain", "json"), ("plain_verbose", "verbose_json"), ("speakers", "diarized_json"))
+    times: dict[str, list[float]] = {mode: [] for mode, _ in modes}
+    calls: dict[str, list[int]] = {mode: [] for mode, _ in modes}
+    bodies: dict[str, dict] = {}
     timings: list[str] = []
     with httpx.Client(base_url=gateway, timeout=3600) as client:
         for _ in range(repeats):
-            for mode, fmt in (("plain", "verbose_json"), ("speakers", "diarized_json")):
+            for mode, fmt in modes:
+                windows = engine_windows(client)
                 started = time.perf_counter()
                 response = client.post(
                     "/v1/audio/transcriptions",
@@ -199,23 +239,45 @@ def through_gateway(case: Case, gateway: str, repeats: int) -> dict:
                 )
                 response.raise_for_status()
                 times[mode].append(time.perf_counter() - started)
+                calls[mode].append(engine_windows(client) - windows)
+                bodies[mode] = response.json()
                 if mode == "speakers":
-                    body = response.json()
                     timings.append(response.headers.get("server-timing", ""))
-    assert body is not None
+    body = bodies["speakers"]
     segments = [(s["start"], s["end"], s["speaker"]) for s in body["segments"]]
-    plain, speakers = min(times["plain"]), min(times["speakers"])
+    best = {mode: min(times[mode]) for mode in times}
     return {
         "case": case.name,
-        "plain_s": [round(t, 1) for t in times["plain"]],
-        "speakers_s": [round(t, 1) for t in times["speakers"]],
-        "added_pct_best": round(100 * (speakers / plain - 1), 1),
+        **{f"{mode}_s": [round(t, 1) for t in times[mode]] for mode in times},
+        # What speakers add to the same request without them (json: the same engine calls),
+        # best of the repeats each; and against verbose_json, as the first run measured.
+        "added_pct_best": round(100 * (best["speakers"] / best["plain"] - 1), 1),
+        "added_pct_best_vs_verbose": round(100 * (best["speakers"] / best["plain_verbose"] - 1), 1),
+        # Per round (the modes of one round ran back to back, so under the same load).
+        "added_pct_per_round": [
+            round(100 * (s / p - 1), 1)
+            for s, p in zip(times["speakers"], times["plain"], strict=True)
+        ],
+        "engine_calls": calls,
         "server_timing_speakers": timings,
         "der_collar_0.25": round(der(case.turns, segments, COLLAR_S), 4),
         **der_parts(case.turns, segments),
         "turns_attributed": turns_attributed(case.turns, segments),
         "speakers_found": len({s[2] for s in segments}),
+        **{
+            f"wer_{mode}_text": corpus_wer([" ".join(t.text for t in case.turns)], [b["text"]])
+            for mode, b in bodies.items()
+        },
+        "wer_turn_attributed": turn_wer(case.turns, body["segments"]),
     }
+
+
+def engine_windows(client: httpx.Client) -> int:
+    """The gateway's count of engine calls so far (its /metrics)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("voxtral_engine_windows_total "):
+            return round(float(line.split()[1]))
+    raise RuntimeError("the gateway's /metrics has no voxtral_engine_windows_total")
 
 
 async def main_async(args: argparse.Namespace) -> dict:

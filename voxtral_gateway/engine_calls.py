@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from voxtral_gateway.languages import EngineFamily
-from voxtral_gateway.pipeline.records import TokenUsage
+from voxtral_gateway.pipeline.records import TokenUsage, Word
 
 Task = Literal["transcribe", "translate"]
 
@@ -46,6 +46,8 @@ class EngineAnswer:
     temperature: float | None = None
     avg_logprob: float | None = None
     tokens: tuple[int, ...] | None = None
+    phrases: tuple[Word, ...] = ()
+    """Whisper's timed pieces of the text (verbose_json segments), in seconds of the audio sent."""
 
 
 @dataclass(frozen=True)
@@ -183,4 +185,9 @@ def _verbose_answer(body: dict[str, Any], temperature: float) -> EngineAnswer:
         temperature=float(reported) if reported is not None else temperature,
         avg_logprob=avg_logprob,
         tokens=tokens if segments else None,
+        phrases=tuple(
+            Word(str(s["text"]).strip(), float(s["start"]), float(s["end"]))
+            for s in segments
+            if str(s.get("text") or "").strip() and "start" in s and "end" in s
+        ),
     )

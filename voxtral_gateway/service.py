@@ -36,6 +36,7 @@ from voxtral_gateway.pipeline.records import (
     Audio,
     SegmentResult,
     Transcript,
+    Word,
 )
 from voxtral_gateway.pipeline.render import diarized_segment, render_transcript
 from voxtral_gateway.pipeline.segment import vad_params
@@ -182,15 +183,11 @@ class TranscriptionService:
         whole_clip: SpeculativeWholeClip | None = None
         track = self._speaker_track(options)
         if options.use_vad:
-            # With speakers, one region per engine call: a turn change never splits a call's
-            # text; the whole-clip head start would bypass that, so it stays off.
+            # Speakers or not, the same windows: the speaker stage cuts each window's text at
+            # its speech regions afterwards (pipeline/speaker_turns.py).
             params = vad_params(self.settings.vad, options.vad_overrides)
-            params = replace(
-                params,
-                one_region_per_segment=track is not None,
-                max_segment_s=min(params.max_segment_s, max_segment_s),
-            )
-            whole_clip = None if track else self._speculative_whole_clip(options)
+            params = replace(params, max_segment_s=min(params.max_segment_s, max_segment_s))
+            whole_clip = self._speculative_whole_clip(options)
             segmenter: Segmenter = VadSegmenter(
                 runtime.detector,
                 params,
@@ -233,7 +230,7 @@ class TranscriptionService:
         stage = self._runtime.speaker_stage
         if stage is None:
             raise SpeakersUnavailableError
-        return stage.track(options.speakers)
+        return stage.track(options.speakers, pad_s=self.settings.vad.speech_pad_ms / 1000)
 
     def _speculative_whole_clip(self, options: TranscriptionOptions) -> SpeculativeWholeClip | None:
         settings = self.settings.head_start
@@ -391,6 +388,7 @@ class TranscriptionService:
             results = self.segment_results(prepared, options)
         collected: list[SegmentResult] = []
         has_text = False
+        segments_sent = 0
         async for result in results:
             if on_result is not None:
                 on_result(result)
@@ -402,15 +400,19 @@ class TranscriptionService:
             yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
             has_text = True
             if prepared.speakers is not None:
-                labelled = await self.label_speaker(prepared, replace(result, text=text))
-                yield diarized_segment(labelled, len(collected) - 1)
+                for part in await self.split_speakers(prepared, replace(result, text=text)):
+                    yield diarized_segment(part, segments_sent)
+                    segments_sent += 1
         yield done_payload(self.finish(prepared, collected, options))
 
-    async def label_speaker(self, prepared: PreparedAudio, result: SegmentResult) -> SegmentResult:
-        """Streaming: `result` with its speaker, final as soon as it is given."""
+    async def split_speakers(
+        self, prepared: PreparedAudio, result: SegmentResult
+    ) -> list[SegmentResult]:
+        """Streaming: `result` cut at speaker turns, each part with its speaker, final as soon
+        as it is given (without speakers: `result` alone)."""
         if prepared.speakers is None:
-            return result
-        return replace(result, speaker=await prepared.speakers.label(result.index))
+            return [result]
+        return await prepared.speakers.split_online(result)
 
     async def transcribe_utterance(self, samples: np.ndarray, options: TranscriptionOptions) -> str:
         """Text of one spoken utterance (realtime): one engine call when it fits one segment,
@@ -432,4 +434,11 @@ async def _speculative_result(
 ) -> AsyncIterator[SegmentResult]:
     """The one segment's result from the call made before VAD (cancelled with the iteration)."""
     async for segment in prepared.segments():
-        yield await segment_result(segment, await call, options, detect_language, time_words)
+        answer = await call
+        # The engine heard the clip from 0 s; segment_result reads phrase times from the segment.
+        phrases = tuple(
+            Word(p.word, p.start_s - segment.start_s, p.end_s - segment.start_s)
+            for p in answer.phrases
+        )
+        answer = replace(answer, phrases=phrases)
+        yield await segment_result(segment, answer, options, detect_language, time_words)

@@ -178,6 +178,9 @@ class SpeakerSettings(BaseModel):
     hop_s: float = Field(1.5, gt=0.05, le=10.0)
     """Step between embedded windows (seconds); below `window_s` windows overlap and the
     encoder time grows in proportion (0.75 s hops: twice the time)."""
+    region_max_s: float = Field(3.0, gt=0.2, le=60.0)
+    """Longest stretch of each speech region embedded (seconds, its middle): the encoder's
+    time grows with it, and a few seconds tell a voice (1.5 s: one window per region)."""
     distance_threshold: float = Field(0.25, gt=0.0, lt=2.0)
     """Cosine distance (0-2) above which two clusters are different speakers, when the client
     gives no bounds that decide the count."""

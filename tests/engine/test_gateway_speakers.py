@@ -7,10 +7,12 @@ accuracy on real meetings (bench/results/ has the DER figures).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -34,6 +36,8 @@ SIX_TURNS = [
     ("bob", "You are welcome."),
 ]
 
+KEYWORDS = ["trip", "train", "report", "bag", "thank", "welcome"]  # one per turn, in order
+
 
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Turn, ...]]:
@@ -54,7 +58,38 @@ def test_diarized_json_attributes_every_turn_of_a_dialogue(client, dialogue) -> 
     assert labels[0::2] == [labels[0]] * 3 and labels[1::2] == [labels[1]] * 3
     assert labels[0] != labels[1]
     assert set(labels) == {"A", "B"}
-    assert "report" in result.text.lower()
+    # The one window's text is cut at the turns: each turn's segment has its own words.
+    for turn, keyword in zip(turns, KEYWORDS, strict=True):
+        text = " ".join(
+            s.text.lower()
+            for s in result.segments
+            if min(s.end, turn.end_s) > max(s.start, turn.start_s)
+        )
+        assert keyword in text and not any(k in text for k in KEYWORDS if k != keyword), text
+
+
+def test_speakers_make_no_more_engine_calls_than_plain(whisper_gateway, dialogue) -> None:
+    """Speakers keep VAD's packed windows: the six turns are one engine call either way (one
+    call per speech region would be six)."""
+    path, _ = dialogue
+    base_url = whisper_gateway.base_url
+
+    def engine_windows() -> float:
+        metrics = httpx.get(f"{base_url}/metrics", timeout=30).text
+        return float(re.search(r"^voxtral_engine_windows_total (\S+)$", metrics, re.M).group(1))
+
+    calls = {}
+    for response_format in ("verbose_json", "diarized_json"):
+        before = engine_windows()
+        response = httpx.post(
+            f"{base_url}/v1/audio/transcriptions",
+            files={"file": ("d.wav", path.read_bytes(), "audio/wav")},
+            data={"model": "w", "response_format": response_format},
+            timeout=300,
+        )
+        assert response.status_code == 200, response.text
+        calls[response_format] = engine_windows() - before
+    assert calls == {"verbose_json": 1, "diarized_json": 1}
 
 
 def test_known_speaker_references_name_the_right_speaker(client, dialogue) -> None:

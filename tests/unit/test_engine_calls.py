@@ -15,6 +15,7 @@ from voxtral_gateway.engine_calls import (
 )
 from voxtral_gateway.errors import InvalidRequestError
 from voxtral_gateway.languages import engine_family, supported_languages, validate_language
+from voxtral_gateway.pipeline.records import Word
 
 CALL = {"model": "m", "wav": b"RIFF", "max_output_tokens": 20, "prompt": None}
 
@@ -69,6 +70,21 @@ def test_whisper_verbose_asks_for_timestamps_room_and_reads_the_language() -> No
     assert answer.language == "de" and answer.tokens == (1, 2, 3, 4)
     assert answer.avg_logprob == pytest.approx((3 * -0.3 - 0.7) / 4)
     assert answer.temperature == 0.4
+
+
+def test_whisper_verbose_answers_keep_their_timed_phrases() -> None:
+    call = build_call(
+        "whisper", task="transcribe", language="en", temperature=0.0, detailed=True, **CALL
+    )
+    body = {
+        "text": " Hi there. Bye.",
+        "segments": [
+            {"start": 0.0, "end": 1.5, "text": " Hi there."},
+            {"start": 2.0, "end": 3.0, "text": " Bye."},
+        ],
+    }
+    answer = parse_answer(call, json.dumps(body).encode())
+    assert answer.phrases == (Word("Hi there.", 0.0, 1.5), Word("Bye.", 2.0, 3.0))
 
 
 def test_voxtral_translate_is_an_instruct_chat_with_the_audio_inline() -> None:

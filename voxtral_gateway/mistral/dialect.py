@@ -121,21 +121,21 @@ async def mistral_events(
             yield "transcription.language", {"audio_language": result.language}
             language_told = True
         text = clean_text(result.text)
-        if text:
-            # Labelled as it completes; the done event's segments keep these labels.
-            result = await service.label_speaker(prepared, result)
-        collected.append(result)
+        # Cut at speaker turns as it completes; the done event's segments keep these labels.
+        parts = await service.split_speakers(prepared, result) if text else [result]
+        collected += parts
         if not text:
             continue
         # Deltas concatenate to the done text: all but the first start with a space.
-        prefix = " " if any(clean_text(r.text) for r in collected[:-1]) else ""
+        prefix = " " if any(clean_text(r.text) for r in collected[: -len(parts)]) else ""
         yield "transcription.text.delta", {"text": prefix + text}
-        if reply.params.wants_words:
-            chunks = [render.word_body(word, result.speaker) for word in result.words]
-        elif reply.params.wants_segments:
-            chunks = [render.segment_body(replace(result, text=text, usage=None))]
-        else:
-            chunks = []
+        chunks = []
+        for part in parts:
+            if reply.params.wants_words:
+                chunks += [render.word_body(word, part.speaker) for word in part.words]
+            elif reply.params.wants_segments:
+                part_text = clean_text(part.text)
+                chunks.append(render.segment_body(replace(part, text=part_text, usage=None)))
         for chunk in chunks:
             yield "transcription.segment", {k: v for k, v in chunk.items() if k != "type"}
     yield "transcription.done", reply.body(service.finish(prepared, collected, options))

@@ -42,6 +42,9 @@ class Segment:
     samples: np.ndarray
     speech_prob: float | None = None
     """Mean VAD speech probability (0-1) over the segment's frames; None without VAD."""
+    regions: tuple[Span, ...] = ()
+    """The speech regions (unpadded, seconds of the file) VAD packed into this segment, in
+    order; () without VAD. A turn change between speakers always falls between two."""
 
     @property
     def duration_s(self) -> float:
@@ -86,6 +89,9 @@ class SegmentResult:
     """Who spoke, when the client asked for speakers (pipeline/speakers.py)."""
     words: tuple[Word, ...] = ()
     """Timed words (pipeline/align.py), when word timing was asked for."""
+    phrases: tuple[Word, ...] = ()
+    """The engine's own timed pieces of the text (Whisper's timestamp segments, seconds of
+    the file), each a `Word` spanning one or more words; () when it gave none."""
     language: str | None = None
     """Language spoken (ISO-639-1): the client's, the engine's detection, or the detector's."""
     temperature: float | None = None

@@ -40,9 +40,6 @@ class VadParams:
     """Padding (milliseconds) added on each side of a segment, never into a neighbour."""
     max_segment_s: float = 30.0
     """Longest segment (seconds), padding included."""
-    one_region_per_segment: bool = False
-    """Never group speech regions: each segment is one region, so (with speakers asked for)
-    no engine call spans a turn change, which always falls in a pause."""
 
     @property
     def neg_threshold(self) -> float:
@@ -189,23 +186,35 @@ def group_spans(
     max_segment_s: float,
     speech_pad_s: float,
     probabilities: np.ndarray | None = None,
-    one_region: bool = False,
 ) -> list[Span]:
     """`merge_spans` before padding: each group starts at its first piece and takes every
     following piece that ends within `speech_room_s` of that start (greedy: cut only where
-    the window is full; `one_region`: each piece is its own group)."""
+    the window is full)."""
+    regions = group_regions(
+        spans, max_segment_s=max_segment_s, speech_pad_s=speech_pad_s, probabilities=probabilities
+    )
+    return [Span(group[0].start_s, group[-1].end_s) for group in regions]
+
+
+def group_regions(
+    spans: Sequence[Span],
+    *,
+    max_segment_s: float,
+    speech_pad_s: float,
+    probabilities: np.ndarray | None = None,
+) -> list[tuple[Span, ...]]:
+    """`group_spans`, each group as the speech regions (pieces of spans) it is made of: the
+    speaker stage embeds each region apart, since a turn change always falls in a pause."""
     limit_s = speech_room_s(max_segment_s, speech_pad_s)
     pieces = [piece for span in spans for piece in _split_long_span(span, limit_s, probabilities)]
-    if one_region:
-        return pieces
-    groups: list[Span] = []
+    groups: list[tuple[Span, ...]] = []
     first = 0
     while first < len(pieces):
         window_end_s = pieces[first].start_s + limit_s
         last = first
         while last + 1 < len(pieces) and pieces[last + 1].end_s <= window_end_s:
             last += 1
-        groups.append(Span(pieces[first].start_s, pieces[last].end_s))
+        groups.append(tuple(pieces[first : last + 1]))
         first = last + 1
     return groups
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +49,12 @@ class SpeakerEncoder(Protocol):
         an empty clip none."""
         ...
 
+    def embed_clips(
+        self, clips: Sequence[np.ndarray], window_s: float, hop_s: float
+    ) -> list[np.ndarray]:
+        """`embed_windows` of each clip, in one pass where the encoder can batch them."""
+        ...
+
 
 class Ge2eEncoder:
     """Resemblyzer's GE2E network, run with torch on CPU (thread-safe: calls are serialised)."""
@@ -75,25 +82,47 @@ class Ge2eEncoder:
         )
 
     def embed_windows(self, samples: np.ndarray, window_s: float, hop_s: float) -> np.ndarray:
+        return self.embed_clips([samples], window_s, hop_s)[0]
+
+    def embed_clips(
+        self, clips: Sequence[np.ndarray], window_s: float, hop_s: float
+    ) -> list[np.ndarray]:
+        """All clips' windows through the LSTM as one batch (per window length): on CPU a
+        call costs about the same for 1 window as for 20, so a window's regions go together."""
+        window = max(1, round(window_s * SAMPLE_RATE_HZ / _MEL_HOP_SAMPLES))
+        hop = max(1, round(hop_s * SAMPLE_RATE_HZ / _MEL_HOP_SAMPLES))
+        windows = [self._mel_windows(clip, window, hop) for clip in clips]
+        by_length: dict[int, list[tuple[int, int]]] = {}
+        for n, found in enumerate(windows):
+            for k, frames in enumerate(found):
+                by_length.setdefault(len(frames), []).append((n, k))
+        rows: dict[tuple[int, int], np.ndarray] = {}
+        torch = self._torch
+        for keys in by_length.values():
+            batch = torch.from_numpy(np.stack([windows[n][k] for n, k in keys]))
+            with self._lock, torch.inference_mode():
+                _, (hidden, _) = self._lstm(batch)
+                raw = torch.relu(self._linear(hidden[-1]))
+                raw = raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)
+            rows.update(zip(keys, raw.numpy(), strict=True))
+        return [
+            np.array([rows[(n, k)] for k in range(len(found))], dtype=np.float32).reshape(-1, 256)
+            for n, found in enumerate(windows)
+        ]
+
+    def _mel_windows(self, samples: np.ndarray, window: int, hop: int) -> list[np.ndarray]:
+        """The clip's mel frames cut into `window`-frame windows every `hop` (one shorter
+        window for a short clip, none for an empty one)."""
         if len(samples) == 0:
-            return np.zeros((0, 256), dtype=np.float32)
+            return []
         # At least one FFT window, so the STFT is defined (librosa warns on shorter input).
         samples = np.pad(samples, (0, max(0, _MEL_WINDOW_SAMPLES - len(samples))))
         mel = self._mel_frames(_normalise_loudness(samples))
-        window = max(1, round(window_s * SAMPLE_RATE_HZ / _MEL_HOP_SAMPLES))
-        hop = max(1, round(hop_s * SAMPLE_RATE_HZ / _MEL_HOP_SAMPLES))
         if len(mel) <= window:
-            batch = mel[None]
-        else:
-            # The last window ends at the clip's end, so no speech is left out.
-            starts = [*range(0, len(mel) - window, hop), len(mel) - window]
-            batch = np.stack([mel[s : s + window] for s in starts])
-        torch = self._torch
-        with self._lock, torch.inference_mode():
-            _, (hidden, _) = self._lstm(torch.from_numpy(batch))
-            raw = torch.relu(self._linear(hidden[-1])).numpy()
-        norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return (raw / np.maximum(norms, 1e-9)).astype(np.float32)
+            return [mel]
+        # The last window ends at the clip's end, so no speech is left out.
+        starts = [*range(0, len(mel) - window, hop), len(mel) - window]
+        return [mel[s : s + window] for s in starts]
 
     def _mel_frames(self, samples: np.ndarray) -> np.ndarray:
         """Power mel spectrogram (frames, 40), as librosa's melspectrogram computes it."""
@@ -102,7 +131,11 @@ class Ge2eEncoder:
         power = np.abs(
             librosa.stft(samples, n_fft=_MEL_WINDOW_SAMPLES, hop_length=_MEL_HOP_SAMPLES)
         )
-        return (self._mel_basis @ power**2).T.astype(np.float32)
+        # torch's matmul, on the process's torch threads: numpy's would wake OpenBLAS's own
+        # thread pool, whose spinning tripled the encoder's CPU time on a busy 2-core machine.
+        torch = self._torch
+        mel = torch.from_numpy(self._mel_basis) @ torch.from_numpy((power**2).astype(np.float32))
+        return mel.T.contiguous().numpy()
 
 
 def _normalise_loudness(samples: np.ndarray) -> np.ndarray:
@@ -182,3 +215,8 @@ class _PyannoteEncoder:
                 rows.append(np.asarray(self._inference({"waveform": clip, "sample_rate": 16000})))
         embeddings = np.stack(rows).reshape(len(rows), -1)
         return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+
+    def embed_clips(
+        self, clips: Sequence[np.ndarray], window_s: float, hop_s: float
+    ) -> list[np.ndarray]:
+        return [self.embed_windows(clip, window_s, hop_s) for clip in clips]

@@ -1,11 +1,12 @@
-"""The speaker stage: embeds each segment's speech in a worker thread, beside the engine calls.
+"""The speaker stage: embeds each speech region in a worker thread, beside the engine calls.
 
-When a request asks for speakers, VAD hands on one segment per speech region (a turn change
-always falls in a pause, so no engine call spans two speakers), and every segment, as its
-chunk arrives, is queued here for embedding. Only the embedding (256 floats) is kept once a
-job has run, never the audio, so memory stays bounded on long files. The labels are computed
-when the last engine result is in (clustering takes milliseconds), or, when streaming, one
-segment at a time.
+VAD packs speech regions into engine windows as it does without speakers (the same engine
+calls); a turn change always falls in a pause, between two regions. Every region, as its
+chunk arrives, is queued here for embedding; only the embedding (256 floats) is kept once a
+job has run, never the audio, so memory stays bounded on long files. When the last engine
+result is in, the regions are clustered (milliseconds) and each window's text is cut at its
+regions with their speakers (pipeline/speaker_turns.py); when streaming, one window at a
+time with online labels.
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ from voxtral_gateway.pipeline.diarize import (
     speaker_names,
 )
 from voxtral_gateway.pipeline.inline import decode_inline_audio
-from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Transcript
+from voxtral_gateway.pipeline.records import (
+    SAMPLE_RATE_HZ,
+    Segment,
+    SegmentResult,
+    Span,
+    Transcript,
+)
 from voxtral_gateway.pipeline.speaker_encoder import (
     SpeakerEncoder,
     SpeakersUnavailableError,
     is_available,
     load_speaker_encoder,
 )
+from voxtral_gateway.pipeline.speaker_turns import Region, region_bounds, split_at_regions
 from voxtral_gateway.pipeline.stream import ChunkSegments
 from voxtral_gateway.protocol import TranscriptionRequest
 from voxtral_gateway.settings import LimitSettings, Settings, SpeakerSettings
@@ -117,33 +125,46 @@ class SpeakerStage:
                 self._encoder = load_speaker_encoder(self.settings)
             return self._encoder
 
-    def track(self, request: SpeakerRequest) -> SpeakerTrack:
+    def track(self, request: SpeakerRequest, *, pad_s: float) -> SpeakerTrack:
+        """A request's track; `pad_s` is VAD's padding (seconds), given to each region."""
         if not self.is_available:
             raise SpeakersUnavailableError
-        return SpeakerTrack(self, request)
+        return SpeakerTrack(self, request, pad_s=pad_s)
 
     def submit(self, samples: np.ndarray) -> Future[np.ndarray | None]:
-        return self._executor.submit(self._embed, samples)
+        """One clip's voice (a reference), embedded in the worker."""
+        return self._executor.submit(lambda: self._embed([samples])[0])
 
-    def _embed(self, samples: np.ndarray) -> np.ndarray | None:
-        """One segment's voice: the normalised mean of its windows' embeddings (None: no audio)."""
-        windows = self.encoder().embed_windows(samples, self.settings.window_s, self.settings.hop_s)
-        mean = windows.mean(axis=0) if len(windows) else None
-        # An all-zero embedding (silence through the ReLU) has no direction to compare.
-        return normalise(mean) if mean is not None and np.any(mean) else None
+    def submit_regions(self, clips: list[np.ndarray]) -> Future[list[np.ndarray | None]]:
+        """Each clip's voice (a window's regions), embedded together in one job."""
+        return self._executor.submit(self._embed, clips)
+
+    def _embed(self, clips: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Each clip's voice: the normalised mean of its windows' embeddings over its middle
+        `region_max_s` (None: no audio)."""
+        settings = self.settings
+        keep = round(settings.region_max_s * SAMPLE_RATE_HZ)
+        middles = [clip[max(0, (len(clip) - keep) // 2) :][:keep] for clip in clips]
+        voices: list[np.ndarray | None] = []
+        for windows in self.encoder().embed_clips(middles, settings.window_s, settings.hop_s):
+            mean = windows.mean(axis=0) if len(windows) else None
+            # An all-zero embedding (silence through the ReLU) has no direction to compare.
+            voices.append(normalise(mean) if mean is not None and np.any(mean) else None)
+        return voices
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class SpeakerTrack:
-    """One request's embeddings, by segment index, and its labels."""
+    """One request's region embeddings, by segment index, and its labels."""
 
-    def __init__(self, stage: SpeakerStage, request: SpeakerRequest) -> None:
+    def __init__(self, stage: SpeakerStage, request: SpeakerRequest, *, pad_s: float) -> None:
         self._stage = stage
         self._request = request
+        self._pad_s = pad_s
         self._references = {name: stage.submit(samples) for name, samples in request.references}
-        self._embeddings: dict[int, Future[np.ndarray | None]] = {}
+        self._regions: dict[int, tuple[list[Span], Future[list[np.ndarray | None]]]] = {}
         self._online: OnlineSpeakers | None = None
         self.wait_s = 0.0
         """Time spent waiting for embeddings after the engine had finished (what speakers
@@ -151,11 +172,26 @@ class SpeakerTrack:
 
     def add_chunk(self, chunk: ChunkSegments) -> None:
         for segment in chunk.segments:
-            self._embeddings[segment.index] = self._stage.submit(segment.samples)
+            cut = self._cut(segment)
+            future = self._stage.submit_regions([samples for _, samples in cut])
+            self._regions[segment.index] = ([span for span, _ in cut], future)
 
-    async def _embedding(self, index: int) -> np.ndarray | None:
-        future = self._embeddings.get(index)
-        return None if future is None else await asyncio.wrap_future(future)
+    def _cut(self, segment: Segment) -> list[tuple[Span, np.ndarray]]:
+        """The segment's regions and their padded samples (VAD off: the whole segment)."""
+        window = Span(segment.start_s, segment.end_s)
+        spans = list(segment.regions) or [window]
+        cut = []
+        for span, bound in zip(spans, region_bounds(spans, window, self._pad_s), strict=True):
+            first = max(0, round((bound.start_s - segment.start_s) * SAMPLE_RATE_HZ))
+            last = round((bound.end_s - segment.start_s) * SAMPLE_RATE_HZ)
+            cut.append((span, segment.samples[first:last]))
+        return cut
+
+    async def _embeddings(self, index: int) -> list[tuple[Span, np.ndarray | None]]:
+        if index not in self._regions:
+            return []
+        spans, future = self._regions[index]
+        return list(zip(spans, await asyncio.wrap_future(future), strict=True))
 
     async def _reference_embeddings(self) -> dict[str, np.ndarray]:
         found = {}
@@ -165,8 +201,9 @@ class SpeakerTrack:
                 found[name] = embedding
         return found
 
-    async def label(self, index: int) -> str | None:
-        """Streaming: the speaker of segment `index`, final as soon as it is given."""
+    async def split_online(self, result: SegmentResult) -> list[SegmentResult]:
+        """Streaming: `result` cut at its regions, each with its speaker, final as soon as it
+        is given."""
         if self._online is None:
             settings = self._stage.settings
             self._online = OnlineSpeakers(
@@ -176,20 +213,26 @@ class SpeakerTrack:
                 min_similarity=settings.reference_min_similarity,
                 max_speakers=settings.max_speakers,
             )
-        embedding = await self._embedding(index)
-        return None if embedding is None else self._online.label(embedding)
+        online = self._online
+        regions = [
+            (span, None if embedding is None else online.label(embedding))
+            for span, embedding in await self._embeddings(result.index)
+        ]
+        return split_at_regions(result, _filled(regions), pad_s=self._pad_s)
 
     async def attach(self, transcript: Transcript) -> Transcript:
-        """The transcript with a speaker on every segment, clustered over the whole file."""
+        """The transcript cut at speech regions, each with its speaker, clustered over the
+        whole file."""
         started = time.perf_counter()
-        indices, rows = [], []
-        for segment in transcript.segments:
-            embedding = await self._embedding(segment.index)
-            if embedding is not None:
-                indices.append(segment.index)
-                rows.append(embedding)
+        by_window = {s.index: await self._embeddings(s.index) for s in transcript.segments}
         self.wait_s = time.perf_counter() - started
-        if not rows:
+        keys = [
+            (index, k)
+            for index, regions in by_window.items()
+            for k, (_, embedding) in enumerate(regions)
+            if embedding is not None
+        ]
+        if not keys:
             return transcript
         settings = self._stage.settings
         bounds = self._request.bounds
@@ -197,7 +240,7 @@ class SpeakerTrack:
             bounds,
             max_speakers=min(bounds.max_speakers or settings.max_speakers, settings.max_speakers),
         )
-        embeddings = np.stack(rows)
+        embeddings = np.stack([by_window[index][k][1] for index, k in keys])
         clusters = cluster_speakers(
             embeddings, bounds=bounds, distance_threshold=settings.distance_threshold
         )
@@ -206,14 +249,33 @@ class SpeakerTrack:
             await self._reference_embeddings(),
             min_similarity=settings.reference_min_similarity,
         )
-        by_index = {index: names[c] for index, c in zip(indices, clusters, strict=True)}
-        segments = tuple(replace(s, speaker=by_index.get(s.index)) for s in transcript.segments)
-        return replace(transcript, segments=segments)
+        label = {key: names[c] for key, c in zip(keys, clusters, strict=True)}
+        segments = []
+        for result in transcript.segments:
+            regions = [
+                (span, label.get((result.index, k)))
+                for k, (span, _) in enumerate(by_window[result.index])
+            ]
+            segments += split_at_regions(result, _filled(regions), pad_s=self._pad_s)
+        return replace(transcript, segments=tuple(segments))
 
     def close(self) -> None:
         """The request is over: drop queued work nobody will read."""
-        for future in [*self._embeddings.values(), *self._references.values()]:
+        regions = [future for _, future in self._regions.values()]
+        for future in [*regions, *self._references.values()]:
             future.cancel()
+
+
+def _filled(regions: list[tuple[Span, str | None]]) -> list[Region]:
+    """Regions with a speaker each: one with no voice heard (too short or too quiet to
+    embed) takes the speaker before it in the window, or else the one after."""
+    known = [speaker for _, speaker in regions if speaker is not None]
+    previous = known[0] if known else None
+    filled = []
+    for span, speaker in regions:
+        previous = speaker or previous
+        filled.append(Region(span, previous))
+    return filled
 
 
 async def read_speaker_request(

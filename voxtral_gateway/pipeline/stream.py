@@ -29,7 +29,7 @@ from voxtral_gateway.pipeline.segment import (
     VadParams,
     cut_segments,
     detect_speech,
-    group_spans,
+    group_regions,
     pad_groups,
     speech_room_s,
 )
@@ -174,16 +174,16 @@ class VadSegmenter:
         origin_s = self._origin * FRAME_S
         params = self._params
         spans = detect_speech(self._probabilities, params)
-        groups = [
-            Span(g.start_s + origin_s, g.end_s + origin_s)
-            for g in group_spans(
+        regions = [
+            tuple(Span(r.start_s + origin_s, r.end_s + origin_s) for r in group)
+            for group in group_regions(
                 spans,
                 max_segment_s=params.max_segment_s,
                 speech_pad_s=self._pad_s,
                 probabilities=self._probabilities,
-                one_region=params.one_region_per_segment,
             )
         ]
+        groups = [Span(group[0].start_s, group[-1].end_s) for group in regions]
         analysed_s = self._analysed * FRAME_S
         final = len(groups)
         if not last:
@@ -206,7 +206,10 @@ class VadSegmenter:
             offset=self._audio.start,
         )
         # Before _restart_at drops the probabilities these segments cover.
-        segments = [replace(s, speech_prob=self._mean_probability(s)) for s in segments]
+        segments = [
+            replace(s, speech_prob=self._mean_probability(s), regions=regions[n])
+            for n, s in enumerate(segments)
+        ]
         self._next_index += final
         if final:
             self._previous_end_s = groups[final - 1].end_s

@@ -168,6 +168,10 @@ async def segment_result(
         temperature=answer.temperature,
         avg_logprob=answer.avg_logprob,
         tokens=answer.tokens,
+        phrases=tuple(
+            Word(p.word, p.start_s + segment.start_s, p.end_s + segment.start_s)
+            for p in answer.phrases
+        ),
         no_speech_prob=None if segment.speech_prob is None else 1.0 - segment.speech_prob,
     )
 
