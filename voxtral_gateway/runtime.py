@@ -170,6 +170,8 @@ class Runtime:
         if head_start is not None and head_start.started:
             early = head_start.settle(first.segments)
             self.metrics.head_starts.labels("used" if early else "cancelled").inc()
+            if early is None:  # the engine had it: a window spent besides the segments
+                self.metrics.engine_windows.inc()
         callbacks = [lambda batch: self._observe(batch, options)]
         if on_batch is not None:
             callbacks.append(on_batch)
@@ -208,6 +210,7 @@ class Runtime:
         if options.use_vad:
             self.metrics.vad_seconds.observe(batch.vad_s)
         self.metrics.segments.inc(len(batch.segments))
+        self.metrics.engine_windows.inc(len(batch.segments))
         self.metrics.speech_seconds.inc(sum(s.duration_s for s in batch.segments))
 
     def segment_results(
