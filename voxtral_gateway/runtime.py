@@ -34,6 +34,7 @@ from voxtral_gateway.pipeline.stream import (
     VadSegmenter,
     segment_stream,
 )
+from voxtral_gateway.pipeline.token_stream import TextDelta
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     TokenBudget,
@@ -56,6 +57,9 @@ class TranscriptionOptions:
     temperature: float | None = None
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
+    stream_tokens: bool = False
+    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too); the
+    head start, whose call does not stream, is skipped."""
 
 
 class PreparedAudio:
@@ -179,7 +183,7 @@ class Runtime:
 
     def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
         settings = self.settings.head_start
-        if not settings.enabled:
+        if not settings.enabled or options.stream_tokens:
             return None
         budget, decoding = self.budget(), self._decoding(options)
 
@@ -215,8 +219,9 @@ class Runtime:
 
     def segment_results(
         self, prepared: PreparedAudio, options: TranscriptionOptions
-    ) -> AsyncIterator[SegmentResult]:
-        """Results in file order; cancelling the iteration cancels the upstream calls."""
+    ) -> AsyncIterator[SegmentResult | TextDelta]:
+        """Results in file order (each after its `TextDelta`s, with `options.stream_tokens`);
+        cancelling the iteration cancels the upstream calls."""
         if prepared.head_start is not None:
             return _head_start_result(prepared, prepared.head_start)
         return transcribe_segments(
@@ -226,6 +231,7 @@ class Runtime:
             options=self._decoding(options),
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=self.segment_slots,
+            stream_tokens=options.stream_tokens,
         )
 
     def finish(

@@ -128,23 +128,39 @@ class UpstreamPool:
             engine.model = models[0]["id"]
         return engine.model
 
-    async def transcribe(self, request: UpstreamRequest) -> str:
-        """Text for one segment; retries transient failures on other engines."""
+    async def transcribe(
+        self, request: UpstreamRequest, on_delta: Callable[[str], None] | None = None
+    ) -> str:
+        """Text for one segment; retries transient failures on other engines. With
+        `on_delta`, the engine streams and each text delta is handed on as it arrives (no
+        retry once one has been: the client may already have it)."""
         wav = encode_wav(request.samples)
         tried: set[str] = set()
         last_error: GatewayError | None = None
+        forwarded = False
+
+        def forward(text: str) -> None:
+            nonlocal forwarded
+            forwarded = True
+            assert on_delta is not None
+            on_delta(text)
+
         for attempt in range(_MAX_ATTEMPTS):
             engine = self._pick(tried)
             tried.add(engine.base_url)
             engine.outstanding += 1
             started = time.perf_counter()
             try:
-                text = await self._transcribe_once(engine, wav, request)
+                text = await self._transcribe_once(
+                    engine, wav, request, forward if on_delta else None
+                )
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
                 engine.mark_failed()
                 last_error = (
                     exc.as_gateway_error() if isinstance(exc, _RetryableStatusError) else exc
                 )
+                if forwarded:
+                    raise last_error from exc
                 logger.warning(
                     "engine %s failed (%s: %r); attempt %d",
                     engine.base_url,
@@ -165,13 +181,21 @@ class UpstreamPool:
         assert last_error is not None
         raise last_error
 
-    async def _transcribe_once(self, engine: Engine, wav: bytes, request: UpstreamRequest) -> str:
+    async def _transcribe_once(
+        self,
+        engine: Engine,
+        wav: bytes,
+        request: UpstreamRequest,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> str:
         model = await self.model_name(engine)
         form: dict[str, str] = {
             "model": model,
             "response_format": "json",
             "max_completion_tokens": str(request.max_output_tokens),
         }
+        if on_delta is not None:
+            form["stream"] = "true"
         if request.language:
             form["language"] = request.language
         if request.prompt:
@@ -187,7 +211,10 @@ class UpstreamPool:
                 data=body,
                 headers={**self._headers(), "Content-Type": content_type},
             ) as response:
-                status, payload = response.status, await response.read()
+                status = response.status
+                if status == 200 and on_delta is not None:
+                    return await _read_deltas(response, on_delta)
+                payload = await response.read()
         if status in _RETRY_STATUSES:
             raise _RetryableStatusError(status, _upstream_message(payload))
         if 400 <= status < 500:
@@ -219,6 +246,28 @@ class UpstreamPool:
 
         results = await asyncio.gather(*(_one(e) for e in self.engines))
         return {e.base_url: ok for e, ok in zip(self.engines, results, strict=True)}
+
+
+async def _read_deltas(response: aiohttp.ClientResponse, on_delta: Callable[[str], None]) -> str:
+    """vLLM's transcription event stream: hand on each text delta; return the whole text."""
+    parts: list[str] = []
+    async for line in response.content:
+        if not line.startswith(b"data: "):
+            continue
+        data = line[len(b"data: ") :].strip()
+        if data == b"[DONE]":
+            break
+        try:
+            event = json.loads(data)
+            if "error" in event:
+                raise UpstreamError(f"The engine failed mid-stream: {_upstream_message(data)}")
+            text = event["choices"][0]["delta"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise UpstreamError("Engine streamed a malformed event.") from exc
+        if text:
+            parts.append(text)
+            on_delta(text)
+    return "".join(parts)
 
 
 class _RetryableStatusError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -20,7 +21,7 @@ from voxtral_gateway.pipeline.events import DONE_MARKER, delta_event, done_event
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.render import MEDIA_TYPES, render_transcript
-from voxtral_gateway.pipeline.stitch import clean_text
+from voxtral_gateway.pipeline.token_stream import DeltaCleaner, TextDelta
 from voxtral_gateway.protocol import ErrorResponse, TranscriptionRequest
 from voxtral_gateway.runtime import PreparedAudio, Runtime, TranscriptionOptions
 
@@ -133,6 +134,8 @@ async def create_transcription(
         params = ingested.params
         response_format = params.response_format
         options = options_from(params, settings.vad.enabled)
+        if params.stream:  # the engine's own token deltas (RunPod's stream keeps segments)
+            options = dataclasses.replace(options, stream_tokens=True)
         prepared = await runtime.prepare(ingested.source, options, ticket.add_batch)
         timing = {"read": read_s, "decode": prepared.decode_s, "vad": prepared.vad_s}
         if params.stream:
@@ -198,19 +201,29 @@ async def _stream_events(
     options: TranscriptionOptions,
     ticket: Ticket,
 ) -> AsyncIterator[str]:
-    """Deltas in file order as segments finish; failures after the 200 become an error event."""
+    """The engine's deltas of the segment next in file order as they stream (a segment's
+    whole text when its call did not stream); failures after the 200 become an error event."""
     results: list[SegmentResult] = []
+    cleaner = DeltaCleaner()
+    streamed = False  # the current segment's text went out as deltas already
     try:
-        async for result in _until_client_leaves(
-            request, runtime.segment_results(prepared, options)
-        ):
+        async for item in _until_client_leaves(request, runtime.segment_results(prepared, options)):
+            if isinstance(item, TextDelta):
+                streamed = True
+                if text := cleaner.clean(item.text):
+                    yield delta_event(
+                        SegmentResult(item.index, item.start_s, item.end_s, ""),
+                        text=text,
+                        segment_count=prepared.segment_count,
+                    )
+                continue
             ticket.segment_done()
-            results.append(result)
-            text = clean_text(result.text)
-            if text:
-                # Deltas concatenate to the done text: all but the first start with a space.
-                prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
-                yield delta_event(result, text=prefix + text, segment_count=prepared.segment_count)
+            results.append(item)
+            # Deltas concatenate to the done text (DeltaCleaner: the join rule of stitch).
+            if not streamed and (text := cleaner.clean(item.text)):
+                yield delta_event(item, text=text, segment_count=prepared.segment_count)
+            cleaner.next_segment()
+            streamed = False
         yield done_event(runtime.finish(prepared, results, options))
     except ClientDisconnectedError:
         logger.info(
