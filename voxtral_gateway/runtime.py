@@ -14,8 +14,9 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiohttp
 import numpy as np
@@ -34,7 +35,7 @@ from voxtral_gateway.pipeline.stream import (
     VadSegmenter,
     segment_stream,
 )
-from voxtral_gateway.pipeline.token_stream import TextDelta
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas, TextDelta
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     TokenBudget,
@@ -58,8 +59,7 @@ class TranscriptionOptions:
     use_vad: bool = True
     vad_overrides: dict[str, float | int] | None = None
     stream_tokens: bool = False
-    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too); the
-    head start, whose call does not stream, is skipped."""
+    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too)."""
 
 
 class PreparedAudio:
@@ -76,10 +76,13 @@ class PreparedAudio:
         first: Batch,
         on_batch: list[Callable[[Batch], None]],
         head_start: asyncio.Task[str] | None = None,
+        head_start_deltas: SegmentDeltas | None = None,
     ) -> None:
         self._batches = batches
         self.head_start = head_start
         """The engine's answer for the one segment, asked before VAD ran (head_start.py)."""
+        self.head_start_deltas = head_start_deltas
+        """Its token deltas (key 0), when the request streams tokens."""
         self._ready: collections.deque[Segment] = collections.deque()
         self._on_batch = on_batch
         self.duration_s = 0.0
@@ -148,8 +151,9 @@ class Runtime:
         """Decode and segment the first chunk off the event loop (all of a short file);
         `on_batch` sees that chunk and every later one. No segments means no speech."""
         head_start: HeadStart | None = None
+        early_deltas = SegmentDeltas() if options.stream_tokens else None
         if options.use_vad:
-            head_start = self._head_start(options)
+            head_start = self._head_start(options, early_deltas)
             segmenter: Segmenter = VadSegmenter(
                 self.detector,
                 vad_params(self.settings.vad, options.vad_overrides),
@@ -179,22 +183,30 @@ class Runtime:
         callbacks = [lambda batch: self._observe(batch, options)]
         if on_batch is not None:
             callbacks.append(on_batch)
-        return PreparedAudio(batches, first, callbacks, early)
+        return PreparedAudio(batches, first, callbacks, early, early_deltas if early else None)
 
-    def _head_start(self, options: TranscriptionOptions) -> HeadStart | None:
+    def _head_start(
+        self, options: TranscriptionOptions, deltas: SegmentDeltas | None
+    ) -> HeadStart | None:
+        """`deltas` (key 0) gets the call's token deltas, when the request streams them."""
         settings = self.settings.head_start
-        if not settings.enabled or options.stream_tokens:
+        if not settings.enabled:
             return None
         budget, decoding = self.budget(), self._decoding(options)
 
-        def launch(samples: np.ndarray) -> Awaitable[str]:
-            return transcribe_samples(
-                samples,
-                self.upstream,
-                budget=budget,
-                options=decoding,
-                global_slots=self.segment_slots,
-            )
+        async def launch(samples: np.ndarray) -> str:
+            try:
+                return await transcribe_samples(
+                    samples,
+                    self.upstream,
+                    budget=budget,
+                    options=decoding,
+                    global_slots=self.segment_slots,
+                    on_delta=partial(deltas.push, 0) if deltas else None,
+                )
+            finally:
+                if deltas is not None:
+                    deltas.close(0)
 
         return HeadStart(
             settings,
@@ -260,9 +272,13 @@ class Runtime:
 
 async def _head_start_result(
     prepared: PreparedAudio, answer: asyncio.Task[str]
-) -> AsyncIterator[SegmentResult]:
-    """The one segment's result from the call made before VAD (cancelled with the iteration)."""
+) -> AsyncIterator[SegmentResult | TextDelta]:
+    """The one segment's result from the call made before VAD (cancelled with the iteration),
+    after its token deltas when the request streams them."""
     async for segment in prepared.segments():
+        if prepared.head_start_deltas is not None:
+            async for text in prepared.head_start_deltas.deltas(0):
+                yield TextDelta(segment.index, segment.start_s, segment.end_s, text)
         yield SegmentResult(segment.index, segment.start_s, segment.end_s, await answer)
 
 
