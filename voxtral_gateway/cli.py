@@ -78,6 +78,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _stream_with_progress(url, fields, files, headers, timeout) -> str:  # noqa: ANN001
     fields = {**fields, "stream": "true"}
     done_text = ""
+    live = ""  # the last words received, shown live beside the bar (token deltas stream)
     with (
         httpx.stream(
             "POST", url, data=fields, files=files, headers=headers, timeout=timeout
@@ -95,7 +96,8 @@ def _stream_with_progress(url, fields, files, headers, timeout) -> str:  # noqa:
                 segment = event.get("segment") or {}
                 bar.total = segment.get("count")
                 bar.n = segment.get("index", bar.n) + 1
-                bar.set_postfix(audio_s=segment.get("end"))
+                live = (live + event.get("delta", ""))[-40:]
+                bar.set_postfix(audio_s=segment.get("end"), text=live)
                 bar.refresh()
             elif event["type"] == "transcript.text.done":
                 done_text = event["text"]

@@ -29,6 +29,15 @@ class Metrics:
             "voxtral_speech_seconds", "Seconds of audio sent upstream after VAD.", registry=r
         )
         self.segments = Counter("voxtral_segments", "Segments sent upstream.", registry=r)
+        # Voxtral and Whisper pad every call to one 30 s window of encoder + prefill, so
+        # windows per audio minute (this over voxtral_audio_seconds, x60) is what a file
+        # costs the engine; 2 for a file of speech edge to edge.
+        self.engine_windows = Counter(
+            "voxtral_engine_windows",
+            "Engine calls started, each one model window (segments, plus head starts that "
+            "were cancelled after the engine had them).",
+            registry=r,
+        )
         self.in_flight_requests = Gauge(
             "voxtral_in_flight_requests", "Transcription requests being served.", registry=r
         )

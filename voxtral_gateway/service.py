@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -34,7 +35,7 @@ from voxtral_gateway.pipeline.records import (
     Transcript,
 )
 from voxtral_gateway.pipeline.segment import vad_params
-from voxtral_gateway.pipeline.stitch import clean_text, stitch
+from voxtral_gateway.pipeline.stitch import stitch
 from voxtral_gateway.pipeline.stream import (
     ChunkSegments,
     FixedWindowSegmenter,
@@ -42,6 +43,7 @@ from voxtral_gateway.pipeline.stream import (
     VadSegmenter,
     segment_stream,
 )
+from voxtral_gateway.pipeline.token_stream import DeltaCleaner, SegmentDeltas, TextDelta
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     TokenBudget,
@@ -66,6 +68,8 @@ class TranscriptionOptions:
     vad_overrides: dict[str, float | int] | None = None
     count_tokens: bool = False
     """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
+    stream_tokens: bool = False
+    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too)."""
 
 
 class PreparedAudio:
@@ -82,11 +86,14 @@ class PreparedAudio:
         first: ChunkSegments,
         on_chunk: list[Callable[[ChunkSegments], None]],
         speculative_answer: asyncio.Task[EngineAnswer] | None = None,
+        speculative_deltas: SegmentDeltas | None = None,
     ) -> None:
         self._chunks = chunks
         self.speculative_answer = speculative_answer
         """The engine's answer for the whole clip, asked before VAD ran and kept because VAD
         found it to be the one segment (the head start, head_start.py)."""
+        self.speculative_deltas = speculative_deltas
+        """Its token deltas (key 0), when the request streams tokens."""
         self._ready: collections.deque[Segment] = collections.deque()
         self._on_chunk = on_chunk
         self.duration_s = 0.0
@@ -138,6 +145,7 @@ class TranscriptionService:
             temperature=request.temperature,
             use_vad=self.settings.vad.enabled if request.vad_filter is None else request.vad_filter,
             vad_overrides=request.vad_overrides() or None,
+            stream_tokens=request.stream,
         )
 
     async def audio_source(
@@ -181,8 +189,9 @@ class TranscriptionService:
         An `Audio` (already decoded, as the realtime socket has it) skips the decoder."""
         runtime = self._runtime
         whole_clip: SpeculativeWholeClip | None = None
+        early_deltas = SegmentDeltas() if options.stream_tokens else None
         if options.use_vad:
-            whole_clip = self._speculative_whole_clip(options)
+            whole_clip = self._speculative_whole_clip(options, early_deltas)
             segmenter: Segmenter = VadSegmenter(
                 runtime.detector,
                 vad_params(self.settings.vad, options.vad_overrides),
@@ -208,26 +217,36 @@ class TranscriptionService:
         if whole_clip is not None and whole_clip.started:
             early = whole_clip.settle(first.segments)
             runtime.metrics.head_starts.labels("used" if early else "cancelled").inc()
+            if early is None:  # the engine had it: a window spent besides the segments
+                runtime.metrics.engine_windows.inc()
         callbacks = [lambda chunk: self._observe(chunk, options)]
         if on_chunk is not None:
             callbacks.append(on_chunk)
-        return PreparedAudio(chunks, first, callbacks, early)
+        return PreparedAudio(chunks, first, callbacks, early, early_deltas if early else None)
 
-    def _speculative_whole_clip(self, options: TranscriptionOptions) -> SpeculativeWholeClip | None:
+    def _speculative_whole_clip(
+        self, options: TranscriptionOptions, deltas: SegmentDeltas | None
+    ) -> SpeculativeWholeClip | None:
+        """`deltas` (key 0) gets the call's token deltas, when the request streams them."""
         settings = self.settings.head_start
         if not settings.enabled:
             return None
         runtime = self._runtime
         budget, decoding = self.budget(), self.decoding(options)
 
-        def launch(samples: np.ndarray) -> Awaitable[EngineAnswer]:
-            return transcribe_samples(
-                samples,
-                runtime.upstream,
-                budget=budget,
-                options=decoding,
-                global_slots=runtime.segment_slots,
-            )
+        async def launch(samples: np.ndarray) -> EngineAnswer:
+            try:
+                return await transcribe_samples(
+                    samples,
+                    runtime.upstream,
+                    budget=budget,
+                    options=decoding,
+                    global_slots=runtime.segment_slots,
+                    on_delta=partial(deltas.push, 0) if deltas else None,
+                )
+            finally:
+                if deltas is not None:
+                    deltas.close(0)
 
         return SpeculativeWholeClip(
             settings,
@@ -243,14 +262,16 @@ class TranscriptionService:
         if options.use_vad:
             metrics.vad_seconds.observe(chunk.vad_s)
         metrics.segments.inc(len(chunk.segments))
+        metrics.engine_windows.inc(len(chunk.segments))
         metrics.speech_seconds.inc(sum(s.duration_s for s in chunk.segments))
 
     # --- engine calls and stitching ------------------------------------------------------
 
     def segment_results(
         self, prepared: PreparedAudio, options: TranscriptionOptions
-    ) -> AsyncIterator[SegmentResult]:
-        """Results in file order; cancelling the iteration cancels the upstream calls."""
+    ) -> AsyncIterator[SegmentResult | TextDelta]:
+        """Results in file order (each after its raw engine `TextDelta`s, with
+        `options.stream_tokens`); cancelling the iteration cancels the upstream calls."""
         if prepared.speculative_answer is not None:
             return _speculative_result(prepared, prepared.speculative_answer)
         runtime = self._runtime
@@ -261,6 +282,7 @@ class TranscriptionService:
             options=self.decoding(options),
             per_request_limit=self.settings.max_segments_in_flight_per_request,
             global_slots=runtime.segment_slots,
+            stream_tokens=options.stream_tokens,
         )
 
     def finish(
@@ -277,6 +299,8 @@ class TranscriptionService:
         """Every segment's result, stitched; `on_result` sees each as it arrives."""
         results = []
         async for result in self.segment_results(prepared, options):
+            if isinstance(result, TextDelta):
+                continue
             if on_result is not None:
                 on_result(result)
             results.append(result)
@@ -291,32 +315,56 @@ class TranscriptionService:
         finally:
             prepared.discard()
 
+    async def text_stream(
+        self,
+        prepared: PreparedAudio,
+        options: TranscriptionOptions,
+        *,
+        results: AsyncIterator[SegmentResult | TextDelta] | None = None,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> AsyncIterator[TextDelta | SegmentResult | Transcript]:
+        """What every door streams, in file order: `TextDelta`s of text to send (the engine's
+        token deltas with `options.stream_tokens`, else each segment's whole text), each
+        segment's `SegmentResult` after its deltas, then the stitched `Transcript`. The deltas
+        add up to the transcript's text exactly (DeltaCleaner: stitch's join rule).
+        `results` is `segment_results(prepared, options)`, or a door's wrapper around it."""
+        if results is None:
+            results = self.segment_results(prepared, options)
+        collected: list[SegmentResult] = []
+        cleaner = DeltaCleaner()
+        streamed = False  # the current segment's text went out as engine deltas already
+        async for item in results:
+            if isinstance(item, TextDelta):
+                streamed = True
+                if text := cleaner.clean(item.text):
+                    yield replace(item, text=text)
+                continue
+            if on_result is not None:
+                on_result(item)
+            collected.append(item)
+            if not streamed and (text := cleaner.clean(item.text)):
+                yield TextDelta(item.index, item.start_s, item.end_s, text)
+            yield item
+            cleaner.next_segment()
+            streamed = False
+        yield self.finish(prepared, collected, options)
+
     async def stream_events(
         self,
         prepared: PreparedAudio,
         options: TranscriptionOptions,
         *,
-        results: AsyncIterator[SegmentResult] | None = None,
+        results: AsyncIterator[SegmentResult | TextDelta] | None = None,
         on_result: Callable[[SegmentResult], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI's stream events as dicts: one `transcript.text.delta` per segment with text,
-        in file order (deltas concatenate to the done text), then `transcript.text.done`.
-        `results` is `segment_results(prepared, options)`, or a door's wrapper around it."""
-        if results is None:
-            results = self.segment_results(prepared, options)
-        collected: list[SegmentResult] = []
-        has_text = False
-        async for result in results:
-            if on_result is not None:
-                on_result(result)
-            collected.append(result)
-            text = clean_text(result.text)
-            if not text:
-                continue
-            prefix = " " if has_text else ""
-            yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
-            has_text = True
-        yield done_payload(self.finish(prepared, collected, options))
+        """OpenAI's stream events as dicts: `transcript.text.delta`s in file order (the
+        engine's token deltas when streamed; deltas concatenate to the done text), then
+        `transcript.text.done`."""
+        async for item in self.text_stream(prepared, options, results=results, on_result=on_result):
+            if isinstance(item, TextDelta):
+                yield delta_payload(item, text=item.text, segment_count=prepared.segment_count)
+            elif isinstance(item, Transcript):
+                yield done_payload(item)
 
     async def transcribe_utterance(self, samples: np.ndarray, options: TranscriptionOptions) -> str:
         """Text of one spoken utterance (realtime): one engine call when it fits one segment,
@@ -331,9 +379,13 @@ class TranscriptionService:
 
 async def _speculative_result(
     prepared: PreparedAudio, call: asyncio.Task[EngineAnswer]
-) -> AsyncIterator[SegmentResult]:
-    """The one segment's result from the call made before VAD (cancelled with the iteration)."""
+) -> AsyncIterator[SegmentResult | TextDelta]:
+    """The one segment's result from the call made before VAD (cancelled with the iteration),
+    after its token deltas when the request streams them."""
     async for segment in prepared.segments():
+        if prepared.speculative_deltas is not None:
+            async for text in prepared.speculative_deltas.deltas(0):
+                yield TextDelta(segment.index, segment.start_s, segment.end_s, text)
         answer = await call
         yield SegmentResult(
             segment.index, segment.start_s, segment.end_s, answer.text, answer.usage

@@ -143,23 +143,39 @@ class UpstreamPool:
         """Text for one segment; retries transient failures on other engines."""
         return (await self.answer(request)).text
 
-    async def answer(self, request: UpstreamRequest) -> EngineAnswer:
-        """Text (and token counts, if asked) for one segment; retries transient failures."""
+    async def answer(
+        self, request: UpstreamRequest, on_delta: Callable[[str], None] | None = None
+    ) -> EngineAnswer:
+        """Text (and token counts, if asked) for one segment; retries transient failures.
+        With `on_delta`, the engine streams and each text delta is handed on as it arrives
+        (no retry once one has been: the client may already have it)."""
         wav = encode_wav(request.samples)
         tried: set[str] = set()
         last_error: GatewayError | None = None
+        forwarded = False
+
+        def forward(text: str) -> None:
+            nonlocal forwarded
+            forwarded = True
+            assert on_delta is not None
+            on_delta(text)
+
         for attempt in range(_MAX_ATTEMPTS):
             engine = self._pick(tried)
             tried.add(engine.base_url)
             engine.outstanding += 1
             started = time.perf_counter()
             try:
-                answer = await self._transcribe_once(engine, wav, request)
+                answer = await self._transcribe_once(
+                    engine, wav, request, forward if on_delta else None
+                )
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
                 engine.mark_failed()
                 last_error = (
                     exc.as_gateway_error() if isinstance(exc, _RetryableStatusError) else exc
                 )
+                if forwarded:
+                    raise last_error from exc
                 logger.warning(
                     "engine %s failed (%s: %r); attempt %d",
                     engine.base_url,
@@ -181,7 +197,11 @@ class UpstreamPool:
         raise last_error
 
     async def _transcribe_once(
-        self, engine: Engine, wav: bytes, request: UpstreamRequest
+        self,
+        engine: Engine,
+        wav: bytes,
+        request: UpstreamRequest,
+        on_delta: Callable[[str], None] | None = None,
     ) -> EngineAnswer:
         model = await self.model_name(engine)
         form: dict[str, str] = {
@@ -189,6 +209,8 @@ class UpstreamPool:
             "response_format": "json",
             "max_completion_tokens": str(request.max_output_tokens),
         }
+        if on_delta is not None:
+            form["stream"] = "true"
         if request.language:
             form["language"] = request.language
         if request.prompt:
@@ -206,7 +228,10 @@ class UpstreamPool:
                 data=body,
                 headers={**self._headers(), "Content-Type": content_type},
             ) as response:
-                status, payload = response.status, await response.read()
+                status = response.status
+                if status == 200 and on_delta is not None:
+                    return await _read_stream(response, on_delta, want_usage=request.count_tokens)
+                payload = await response.read()
         if status in _RETRY_STATUSES:
             raise _RetryableStatusError(status, _upstream_message(payload))
         if 400 <= status < 500:
@@ -242,6 +267,20 @@ class UpstreamPool:
         return {e.base_url: ok for e, ok in zip(self.engines, results, strict=True)}
 
 
+async def _read_stream(
+    response: aiohttp.ClientResponse, on_delta: Callable[[str], None], *, want_usage: bool
+) -> EngineAnswer:
+    """vLLM's transcription event stream, read as it arrives: each text delta is handed on;
+    the whole text (and the usage chunk, when asked for) is returned."""
+    stream = _EngineStream()
+    async for line in response.content:
+        if (text := stream.feed(line.decode("utf-8", "replace"))) is None:
+            break
+        if text:
+            on_delta(text)
+    return stream.answer(want_usage=want_usage)
+
+
 class _RetryableStatusError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
@@ -253,33 +292,53 @@ class _RetryableStatusError(Exception):
         return UpstreamError("The speech engine failed to answer.")
 
 
-def parse_counted_stream(payload: bytes) -> EngineAnswer:
-    """vLLM's whole SSE answer (`transcription.chunk` deltas, then a usage chunk) -> text and
-    tokens. Read whole, not event by event: a segment's answer is small and the caller wants
-    all of it."""
-    parts: list[str] = []
-    usage: TokenUsage | None = None
-    try:
-        for line in payload.decode("utf-8").splitlines():
-            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-                continue
-            chunk = json.loads(line[5:])
+class _EngineStream:
+    """vLLM's transcription SSE (`transcription.chunk` deltas, then a usage chunk when
+    `stream_include_usage`), one line at a time; shared by the whole-body and live readers."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.usage: TokenUsage | None = None
+
+    def feed(self, line: str) -> str | None:
+        """The line's text delta ("" for none); None at `[DONE]`."""
+        if not line.startswith("data:"):
+            return ""
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return None
+        try:
+            chunk = json.loads(data)
             if "error" in chunk:  # a failure after vLLM's 200 travels as an event
-                raise UpstreamError(
-                    f"Engine failed mid-answer: {_upstream_message(line[5:].encode())}"
-                )
-            for choice in chunk.get("choices") or ():
-                parts.append(choice.get("delta", {}).get("content") or "")
+                raise UpstreamError(f"Engine failed mid-answer: {_upstream_message(data.encode())}")
+            text = "".join(
+                choice.get("delta", {}).get("content") or ""
+                for choice in chunk.get("choices") or ()
+            )
             if chunk.get("usage"):
                 reported = chunk["usage"]
-                usage = TokenUsage(
+                self.usage = TokenUsage(
                     int(reported["prompt_tokens"]), int(reported["completion_tokens"])
                 )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UpstreamError("Engine answered with a malformed stream.") from exc
-    if usage is None:
-        raise UpstreamError("Engine reported no token usage.")
-    return EngineAnswer("".join(parts), usage)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamError("Engine answered with a malformed stream.") from exc
+        self.parts.append(text)
+        return text
+
+    def answer(self, *, want_usage: bool) -> EngineAnswer:
+        if want_usage and self.usage is None:
+            raise UpstreamError("Engine reported no token usage.")
+        return EngineAnswer("".join(self.parts), self.usage)
+
+
+def parse_counted_stream(payload: bytes) -> EngineAnswer:
+    """vLLM's whole SSE answer -> text and tokens. Read whole, not event by event, when nobody
+    wants the deltas: a segment's answer is small and the caller wants all of it."""
+    stream = _EngineStream()
+    for line in payload.decode("utf-8").splitlines():
+        if stream.feed(line) is None:
+            break
+    return stream.answer(want_usage=True)
 
 
 def _upstream_message(payload: bytes) -> str:

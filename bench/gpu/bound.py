@@ -1,11 +1,12 @@
-"""First-principles floor for Voxtral-Mini-3B transcription on one H100, with the arithmetic.
+"""First-principles floor for Voxtral-Mini-3B transcription on one H100 or H200, with arithmetic.
 
-    python bench/gpu/bound.py [--tokens-per-audio-s 4] [--batch 256]
+    python bench/gpu/bound.py [--gpu h100|h200] [--tokens-per-audio-s 4] [--batch 256]
 
 Counts matrix FLOPs of the Whisper encoder + adapter + decoder prefill for one 30 s window
 (vLLM pads every clip to 30 s), the decoder's per-token FLOPs, and the bytes one decode step
 must read (weights once per step, each sequence's KV cache). Rates are the ones measured on this
-workplace's H100 (KINDS.md, nvidia-h100-x1): 798 TFLOP/s bf16 matrix product, 3.0 TB/s copy.
+workplace's machines (KINDS.md): H100 (nvidia-h100-x1) 798 TFLOP/s bf16 matrix product, 3.0 TB/s
+copy; H200 (nvidia-h200, 2026-10-28 and 11-04) 788 TFLOP/s, 4.3 TB/s.
 Prints a table; nothing here is a measurement of the server.
 """
 
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-MATMUL_FLOPS = 798e12  # bf16 8192^3 product measured on the H100 (KINDS.md, 2026-11-13)
-COPY_BYTES_S = 3.0e12  # device-to-device copy, bytes read + written (KINDS.md)
+# (bf16 8192^3 matrix product FLOP/s, device-to-device copy bytes read + written per s)
+RATES = {"h100": (798e12, 3.0e12), "h200": (788e12, 4.3e12)}  # KINDS.md readings
 BF16 = 2
 
 # Voxtral-Mini-3B-2507 (serve/fixtures/voxtral.py SHAPES["voxtral-mini-3b"]).
@@ -27,7 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens-per-audio-s", type=float, default=4.0)
     parser.add_argument("--batch", type=int, default=256, help="sequences per decode step")
+    parser.add_argument("--gpu", choices=sorted(RATES), default="h100")
     args = parser.parse_args()
+    MATMUL_FLOPS, COPY_BYTES_S = RATES[args.gpu]  # noqa: N806 (the module's old constants)
 
     q, kv = HEADS * HEAD, KV_HEADS * HEAD
     dec_layer = D * q + 2 * D * kv + q * D + 3 * D * HIDDEN

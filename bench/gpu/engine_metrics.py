@@ -37,6 +37,7 @@ COUNTERS = {
     "gateway audio seconds": "voxtral_audio_seconds_total",
     "gateway speech seconds": "voxtral_speech_seconds_total",
     "gateway segments": "voxtral_segments_total",
+    "gateway engine windows": "voxtral_engine_windows_total",
 }
 
 
@@ -71,6 +72,10 @@ def main() -> None:
         if name not in now:
             continue
         print(f"{label:<30}{delta(name):>9.0f}")
+    audio_s = delta("voxtral_audio_seconds_total")
+    if audio_s and "voxtral_engine_windows_total" in now:
+        per_minute = 60 * delta("voxtral_engine_windows_total") / audio_s
+        print(f"{'gateway windows / audio min':<30}{per_minute:>9.2f}")
 
 
 if __name__ == "__main__":

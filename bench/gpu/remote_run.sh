@@ -19,6 +19,12 @@
 #     `python -m bench.overhead --save-clip .gpu/p2/overhead-clip.wav --gateway - --direct -`)
 #   overload:NAME:CAPACITY:SECONDS  python -m bench.overload (10x CAPACITY clients) on the same
 #     clip; CAPACITY must equal the gateway's VOXTRAL_MAX_IN_FLIGHT_REQUESTS (set via env:)
+#   gwrun:NAME:KINDS:CONCURRENCY[:REPEAT]   python -m bench run against the gateway alone: the
+#     engine's request count over it (engine-phases.txt) is the windows the gateway sent
+#   profile:NAME:KINDS:CONCURRENCY:REPEAT   direct load; after $PROFILE_AFTER_S (8) s, vLLM's
+#     torch profiler for $PROFILE_FOR_S (1.5) s (engine started with ENGINE_EXTRA holding
+#     --profiler-config {"profiler":"torch","torch_profiler_dir":"/tmp/vg/results/prof",...}),
+#     summarised by bench/gpu/profile_trace.py into NAME/profile.txt
 #   env:KEY=VALUE  set a variable for the steps after it (ENGINE_EXTRA, BENCH_EXTRA, VOXTRAL_*)
 #   metrics  engine + gateway /metrics, nvidia-smi
 #   components  encoder / prefill / decode timed alone in PyTorch (after stopengine)
@@ -147,7 +153,9 @@ step_clips() {
 
 run_bench() {  # run_bench compare|run NAME KINDS CONCURRENCY REPEAT
   local mode=$1 name=$2 kinds=$3 conc=$4 repeat=${5:-1} args
-  if [[ $mode == compare ]]; then
+  if [[ $mode == gateway ]]; then
+    args=(run --url "http://127.0.0.1:$GATEWAY_PORT")
+  elif [[ $mode == compare ]]; then
     args=(compare --gateway "http://127.0.0.1:$GATEWAY_PORT" --direct "http://127.0.0.1:$ENGINE_PORT"
       --direct-tokens-per-audio-s "$TOKENS_PER_AUDIO_S" --rounds 1)
   else
@@ -202,6 +210,26 @@ run_overload() {  # run_overload NAME CAPACITY SECONDS
   grep -E '^OVERLOAD|Traceback|Error' "$RES/$1.log"
 }
 
+post() {  # post URL: HTTP POST with an empty body; fails unless 200
+  python3 -c 'import sys, urllib.request as u
+u.urlopen(u.Request(sys.argv[1], data=b"", method="POST"), timeout=600).read()' "$1"
+}
+
+run_profile() {  # run_profile NAME KINDS CONCURRENCY REPEAT: a few saturated steps, profiled
+  local name=$1
+  rm -rf "$RES/prof"
+  run_bench run "$name" "$2" "$3" "${4:-1}" &
+  local bench_pid=$!
+  sleep "${PROFILE_AFTER_S:-8}"
+  post "http://127.0.0.1:$ENGINE_PORT/start_profile" || log "profile: start failed"
+  sleep "${PROFILE_FOR_S:-1.5}"
+  post "http://127.0.0.1:$ENGINE_PORT/stop_profile" || log "profile: stop failed"
+  wait "$bench_pid"
+  python3 bench/gpu/profile_trace.py "$RES/prof" --out "$RES/$name/profile.txt" | head -40
+  cp "$RES"/prof/profiler_out_0.txt "$RES/$name/" 2>/dev/null
+  rm -rf "$RES/prof"  # the raw trace is too large to bring back
+}
+
 step_metrics() {
   get "http://127.0.0.1:$ENGINE_PORT/metrics" "$RES/engine-metrics.txt"
   get "http://127.0.0.1:$GATEWAY_PORT/metrics" "$RES/gateway-metrics.txt"
@@ -254,6 +282,8 @@ for spec in "$@"; do
   case $step in
     bench) run_bench compare "$a" "$b" "$c" "${d:-1}" ;;
     direct) run_bench run "$a" "$b" "$c" "${d:-1}" ;;
+    gwrun) run_bench gateway "$a" "$b" "$c" "${d:-1}" ;;
+    profile) run_profile "$a" "$b" "$c" "${d:-1}" ;;
     overhead) run_overhead "$a" "${b:-200}" ;;
     overload) run_overload "$a" "${b:-8}" "${c:-60}" ;;
     env) export "${spec#env:}"; log "env ${spec#env:}" ;;

@@ -161,6 +161,20 @@ def test_models_and_ready(voxtral_gateway, voxtral_engine) -> None:
         assert ready.status_code == 200, ready.text
         metrics = http.get(f"{voxtral_gateway.base_url}/metrics").text
         assert "voxtral_segments_total" in metrics
+
+        # Every engine call is one model window: the segments, plus head starts the engine
+        # had before VAD cancelled them.
+        def total(name: str) -> float:
+            return sum(
+                float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M)
+            )
+
+        cancelled = re.search(
+            r'^voxtral_head_start_calls_total{outcome="cancelled"} (\S+)$', metrics, re.M
+        )
+        windows = total("voxtral_engine_windows_total")
+        segments = total("voxtral_segments_total")
+        assert windows == segments + (float(cancelled.group(1)) if cancelled else 0.0)
         # Every segment call of the tests above was timed.
         calls = re.search(r"^voxtral_upstream_seconds_count (\S+)$", metrics, re.M)
         assert calls and float(calls.group(1)) > 0

@@ -77,12 +77,52 @@ def test_merge_keeps_everything_that_fits_in_one_padded_segment() -> None:
     assert _pairs(merged) == _approx([Span(0.8, 7.7)])
 
 
-def test_merge_cuts_at_longest_pause_inside_window() -> None:
+def test_merge_cuts_only_where_the_window_is_full() -> None:
     # Pauses after the first three spans: 1 s, 3 s, 0.5 s. The fourth span does not fit in a
-    # 20 s window, so the cut goes in the 3 s pause, not the last (0.5 s) one.
+    # 20 s window, so the cut goes in the last pause before it, whatever its length: every
+    # cut earlier than that could cost an extra engine window later in the file.
     spans = [Span(0.0, 5.0), Span(6.0, 10.0), Span(13.0, 17.0), Span(17.5, 22.0)]
     merged = merge_spans(spans, max_segment_s=20.0, speech_pad_s=0.0, duration_s=25.0)
-    assert _pairs(merged) == _approx([Span(0.0, 10.0), Span(13.0, 22.0)])
+    assert _pairs(merged) == _approx([Span(0.0, 17.0), Span(17.5, 22.0)])
+
+
+def test_merge_keeps_a_clip_of_one_window_in_one_segment() -> None:
+    # The H200 run's 30 s clips: speech from 0.1 s to 29.9 s. Padding that was reserved
+    # inside the window (29.6 s of room) split each in two; now the padding gives way.
+    spans = [Span(0.1, 12.0), Span(12.6, 29.9)]
+    merged = merge_spans(spans, max_segment_s=30.0, speech_pad_s=0.2, duration_s=30.0)
+    assert len(merged) == 1
+    assert merged[0].duration_s <= 30.0
+    assert merged[0].start_s <= 0.1 and merged[0].end_s >= 29.9
+
+
+def _fewest_groups(spans: list[Span], limit_s: float) -> int:
+    """Brute force: fewest groups of consecutive spans, each no longer than limit_s."""
+    best = [0] + [len(spans) + 1] * len(spans)  # best[i]: groups for the first i spans
+    for end in range(1, len(spans) + 1):
+        for start in range(end):
+            if spans[end - 1].end_s - spans[start].start_s <= limit_s:
+                best[end] = min(best[end], best[start] + 1)
+    return best[-1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merge_gives_the_fewest_windows_any_cut_in_pauses_can(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 40))
+    gaps = rng.uniform(0.3, 5.0, size=count)
+    lengths = rng.uniform(0.3, 12.0, size=count)
+    spans, position = [], 0.0
+    for gap, length in zip(gaps, lengths, strict=True):
+        spans.append(Span(position + gap, position + gap + length))
+        position += gap + length
+    window_s = 30.0
+    merged = merge_spans(spans, max_segment_s=window_s, speech_pad_s=0.2, duration_s=position + 1)
+    assert len(merged) == _fewest_groups(spans, window_s - 1 / SAMPLE_RATE_HZ)
+    assert all(m.duration_s <= window_s for m in merged)
+    # Never more windows than the speech's extent needs when cuts in pauses are free.
+    extent_s = spans[-1].end_s - spans[0].start_s
+    assert len(merged) <= 2 * np.ceil(extent_s / window_s)
 
 
 def test_merge_never_exceeds_window_and_keeps_order() -> None:
@@ -102,10 +142,18 @@ def test_merge_never_exceeds_window_and_keeps_order() -> None:
 
 
 def test_merge_pads_without_overlap_or_running_past_the_file() -> None:
-    spans = [Span(0.1, 2.0), Span(2.2, 4.0), Span(9.0, 9.9)]
+    spans = [Span(0.1, 2.0), Span(2.2, 4.5), Span(9.0, 9.9)]
     merged = merge_spans(spans, max_segment_s=4.3, speech_pad_s=0.25, duration_s=10.0)
-    # The first two don't fit together (3.9 s + 2 x 0.25 s > 4.3 s): they share the 0.2 s gap.
-    assert _pairs(merged) == _approx([Span(0.0, 2.1), Span(2.1, 4.25), Span(8.75, 10.0)])
+    # The first two don't fit together (4.4 s > 4.3 s): they share the 0.2 s gap.
+    assert _pairs(merged) == _approx([Span(0.0, 2.1), Span(2.1, 4.75), Span(8.75, 10.0)])
+
+
+def test_merge_trims_padding_to_the_window() -> None:
+    # 3.9 s of speech in a 4 s window: 0.1 s of padding is left, taken evenly from both sides
+    # as far as the file's start allows (0.1 s before the speech, so 0.05 s each side).
+    merged = merge_spans([Span(0.1, 4.0)], max_segment_s=4.0, speech_pad_s=0.25, duration_s=10.0)
+    assert merged[0].duration_s <= 4.0
+    assert _pairs(merged) == [(pytest.approx(0.05, abs=1e-4), pytest.approx(4.05, abs=1e-4))]
 
 
 def test_merge_splits_long_region_hard_without_probabilities() -> None:

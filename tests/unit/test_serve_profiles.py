@@ -46,6 +46,16 @@ EXPECTED_COMMANDS: dict[str, list[str]] = {
         "--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE"}',
         *NO_MEDIA_FETCH,
     ],
+    "voxtral-mini-3b-h200": [
+        "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
+        "--host", "0.0.0.0", "--port", "8000",
+        "--served-model-name", "mistralai/Voxtral-Mini-3B-2507",
+        *MISTRAL, "--dtype", "bfloat16", "--max-model-len", "8192", "--max-num-seqs", "256",
+        "--max-num-batched-tokens", "16384", "--enable-chunked-prefill",
+        "--gpu-memory-utilization", "0.9",
+        "--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE"}',
+        *NO_MEDIA_FETCH,
+    ],
     "voxtral-mini-3b-24gb": [
         "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
         "--host", "0.0.0.0", "--port", "8000",

@@ -35,6 +35,7 @@ from voxtral_gateway.mistral.protocol import (
 from voxtral_gateway.pipeline.ingest import read_fields
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.stitch import clean_text
+from voxtral_gateway.pipeline.token_stream import TextDelta
 from voxtral_gateway.routes.lifecycle import (
     ClientDisconnectedError,
     cancel_on_disconnect,
@@ -99,6 +100,7 @@ def options_from(params: MistralTranscriptionRequest, settings: Settings) -> Tra
         temperature=params.temperature,
         use_vad=settings.vad.enabled,
         count_tokens=True,  # Mistral's `usage` reports the engine's tokens
+        stream_tokens=params.stream,
     )
 
 
@@ -193,30 +195,28 @@ async def _stream_events(
     reply: _Reply,
     record: RequestRecord,
 ) -> AsyncIterator[str]:
-    """Language, then a text delta (and a timed segment, if asked) per segment in file order,
+    """Language, then the service's text deltas in file order (the engine's token deltas,
+    adding up to the done text) with a timed segment after each segment's text, if asked,
     then `transcription.done` with the whole response; failures after the 200 are an event.
     The request is counted when the stream ends, with the status its events carried."""
-    results: list[SegmentResult] = []
     status = 499  # unless the stream gets to its end or to an error event
     try:
         if reply.language:
             yield render.language_event(reply.language)
-        async for result in until_client_leaves(
-            request, service.segment_results(prepared, options)
+        results = until_client_leaves(request, service.segment_results(prepared, options))
+        async for item in service.text_stream(
+            prepared, options, results=results, on_result=lambda _: ticket.segment_done()
         ):
-            ticket.segment_done()
-            results.append(result)
-            text = clean_text(result.text)
-            if not text:
-                continue
-            # Deltas concatenate to the done text: all but the first start with a space.
-            prefix = " " if any(clean_text(r.text) for r in results[:-1]) else ""
-            yield render.text_delta_event(prefix + text)
-            if reply.params.wants_segments:
-                yield render.segment_event(
-                    SegmentResult(result.index, result.start_s, result.end_s, text)
-                )
-        yield render.done_event(reply.body(service.finish(prepared, results, options)))
+            if isinstance(item, TextDelta):
+                yield render.text_delta_event(item.text)
+            elif isinstance(item, SegmentResult):
+                text = clean_text(item.text)
+                if text and reply.params.wants_segments:
+                    yield render.segment_event(
+                        SegmentResult(item.index, item.start_s, item.end_s, text)
+                    )
+            else:
+                yield render.done_event(reply.body(item))
         status = 200
     except ClientDisconnectedError:
         logger.info("[%s] client left mid-stream", request.state.request_id)

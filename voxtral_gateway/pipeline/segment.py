@@ -153,24 +153,31 @@ def merge_spans(
 ) -> list[Span]:
     """Group speech spans into padded segments no longer than `max_segment_s`.
 
-    When the next span does not fit, the segment is cut at the longest pause inside the
-    window: a word split across two segments is lost by both, and long pauses are where
-    sentences end. A single region longer than the window is cut at its lowest-probability
-    frame (from `probabilities`, one per 32 ms frame) or, without them, at the window edge.
-    Each segment is padded by `speech_pad_s` on both sides, but never past the file or into a
-    neighbour (a short gap is shared at its midpoint).
+    The engine pads every call to a whole window (Voxtral and Whisper: 30 s), so a segment
+    costs a window of encoder + prefill however short it is. Spans are therefore packed
+    greedily: a segment takes every span that fits in the window and is cut only in the last
+    pause before the window is full, which gives the fewest segments any cut in pauses can
+    give. A single region longer than the window is cut at its lowest-probability frame (from
+    `probabilities`, one per 32 ms frame) or, without them, at the window edge. Each segment
+    is padded by up to `speech_pad_s` on both sides, never past the file, into a neighbour (a
+    short gap is shared at its midpoint) or beyond the window: padding gives way to speech, so
+    it can never push a window's worth of speech into a second call.
     """
     groups = group_spans(
         spans, max_segment_s=max_segment_s, speech_pad_s=speech_pad_s, probabilities=probabilities
     )
-    return pad_groups(groups, speech_pad_s, duration_s)
+    return pad_groups(groups, speech_pad_s, duration_s, max_segment_s=max_segment_s)
 
 
 def speech_room_s(max_segment_s: float, speech_pad_s: float) -> float:
-    """Room for speech inside one padded segment, less a sample so rounding cannot overshoot."""
+    """Room for speech inside one segment, less a sample so rounding cannot overshoot.
+
+    The whole window: padding is trimmed to fit (`pad_groups`), not reserved, because a
+    reserved margin split every file just under the window in two (a 30 s clip with speech
+    from 0.1 s to 29.9 s cost two 30 s engine windows)."""
     if max_segment_s <= 4 * speech_pad_s:
         raise ValueError("max_segment_s must exceed four times the padding")
-    return max_segment_s - 2 * speech_pad_s - 1 / SAMPLE_RATE_HZ
+    return max_segment_s - 1 / SAMPLE_RATE_HZ
 
 
 def group_spans(
@@ -180,8 +187,9 @@ def group_spans(
     speech_pad_s: float,
     probabilities: np.ndarray | None = None,
 ) -> list[Span]:
-    """`merge_spans` before padding: each group starts at its first piece, and every piece
-    that could join it lies within `speech_room_s` of that start."""
+    """`merge_spans` before padding: each group starts at its first piece and takes every
+    following piece that ends within `speech_room_s` of that start (greedy: cut only where
+    the window is full)."""
     limit_s = speech_room_s(max_segment_s, speech_pad_s)
     pieces = [piece for span in spans for piece in _split_long_span(span, limit_s, probabilities)]
     groups: list[Span] = []
@@ -191,22 +199,9 @@ def group_spans(
         last = first
         while last + 1 < len(pieces) and pieces[last + 1].end_s <= window_end_s:
             last += 1
-        if last + 1 < len(pieces):
-            last = _longest_pause_before(pieces, first, last)
         groups.append(Span(pieces[first].start_s, pieces[last].end_s))
         first = last + 1
     return groups
-
-
-def _longest_pause_before(pieces: Sequence[Span], first: int, last: int) -> int:
-    """Index of the piece ending the group, chosen so the group ends at the longest pause."""
-    best, best_gap = last, -1
-    for index in range(first, last + 1):
-        # In whole samples: equal pauses must tie whatever the float rounding of their ends.
-        gap = round((pieces[index + 1].start_s - pieces[index].end_s) * SAMPLE_RATE_HZ)
-        if gap >= best_gap:  # ties go to the later pause: fewer, longer segments
-            best, best_gap = index, gap
-    return best
 
 
 def _split_long_span(span: Span, limit_s: float, probabilities: np.ndarray | None) -> list[Span]:
@@ -229,10 +224,18 @@ def _split_long_span(span: Span, limit_s: float, probabilities: np.ndarray | Non
 
 
 def pad_groups(
-    groups: Sequence[Span], pad_s: float, duration_s: float, previous_end_s: float | None = None
+    groups: Sequence[Span],
+    pad_s: float,
+    duration_s: float,
+    previous_end_s: float | None = None,
+    *,
+    max_segment_s: float,
 ) -> list[Span]:
-    """Pad each group by `pad_s`, never past the file or beyond the midpoint of a gap to a
-    neighbour; `previous_end_s` is the end of an earlier group outside `groups`, if any."""
+    """Pad each group by up to `pad_s`, never past the file, beyond the midpoint of a gap to a
+    neighbour, or to more than `max_segment_s` (less a sample) in all: a group that nearly
+    fills the window gets what is left, shared between its two sides. `previous_end_s` is the
+    end of an earlier group outside `groups`, if any."""
+    limit = round(max_segment_s * SAMPLE_RATE_HZ) - 1
     padded: list[Span] = []
     for index, group in enumerate(groups):
         start_s = max(0.0, group.start_s - pad_s)
@@ -242,8 +245,26 @@ def pad_groups(
             start_s = max(start_s, (before_s + group.start_s) / 2)
         if index + 1 < len(groups):
             end_s = min(end_s, (group.end_s + groups[index + 1].start_s) / 2)
-        padded.append(Span(start_s, end_s))
+        padded.append(_fit_padding(group, start_s, end_s, limit))
     return padded
+
+
+def _fit_padding(group: Span, start_s: float, end_s: float, limit: int) -> Span:
+    """`start_s`-`end_s` (the padded group) trimmed to `limit` samples: the padding left over
+    is shared evenly, as far as each side had any. In whole samples, so a group found in a
+    chunk (offset by float seconds) gives the same cut as in the whole file."""
+    g0, g1 = round(group.start_s * SAMPLE_RATE_HZ), round(group.end_s * SAMPLE_RATE_HZ)
+    s0, e0 = round(start_s * SAMPLE_RATE_HZ), round(end_s * SAMPLE_RATE_HZ)
+    if e0 - s0 <= limit:
+        return Span(start_s, end_s)
+    room = max(0, limit - (g1 - g0))
+    head, tail = max(0, g0 - s0), max(0, e0 - g1)
+    keep_head = min(head, max(room // 2, room - tail))
+    # Never past the padded edges (a neighbour may start at a gap's midpoint, between samples).
+    return Span(
+        max(start_s, (g0 - keep_head) / SAMPLE_RATE_HZ),
+        min(end_s, (g1 + min(tail, room - keep_head)) / SAMPLE_RATE_HZ),
+    )
 
 
 def cut_segments(

@@ -191,7 +191,13 @@ class VadSegmenter:
                 final += 1
         duration_s = self._audio.end / SAMPLE_RATE_HZ
         # The next group (if any) bounds the last final one's padding.
-        spans = pad_groups(groups[: final + 1], self._pad_s, duration_s, self._previous_end_s)
+        spans = pad_groups(
+            groups[: final + 1],
+            self._pad_s,
+            duration_s,
+            self._previous_end_s,
+            max_segment_s=params.max_segment_s,
+        )
         segments = cut_segments(
             Audio(self._audio.samples()),
             spans[:final],

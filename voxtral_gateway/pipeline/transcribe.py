@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas, TextDelta
 from voxtral_gateway.upstream import EngineAnswer, UpstreamPool, UpstreamRequest
 
 
@@ -52,18 +54,29 @@ async def transcribe_segments(
     options: DecodingOptions,
     per_request_limit: int,
     global_slots: asyncio.Semaphore,
-) -> AsyncIterator[SegmentResult]:
-    """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line."""
+    stream_tokens: bool = False,
+) -> AsyncIterator[SegmentResult | TextDelta]:
+    """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line.
+    With `stream_tokens`, each result is preceded by its segment's engine deltas (`TextDelta`),
+    live for the segment next in line, buffered for later ones until their turn."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
     request_slots = asyncio.Semaphore(per_request_limit)
+    deltas = SegmentDeltas() if stream_tokens else None
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
             answer = await transcribe_samples(
-                segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
+                segment.samples,
+                upstream,
+                budget=budget,
+                options=options,
+                global_slots=global_slots,
+                on_delta=partial(deltas.push, segment.index) if deltas else None,
             )
         finally:
             request_slots.release()
+            if deltas is not None:
+                deltas.close(segment.index)
         return SegmentResult(
             segment.index, segment.start_s, segment.end_s, answer.text, answer.usage
         )
@@ -71,7 +84,8 @@ async def transcribe_segments(
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
         async with asyncio.TaskGroup() as group:
-            started: asyncio.Queue[asyncio.Task[SegmentResult] | None] = asyncio.Queue()
+            started: asyncio.Queue[tuple[Segment, asyncio.Task[SegmentResult]] | None]
+            started = asyncio.Queue()
 
             async def _start_each() -> None:
                 while True:
@@ -80,10 +94,14 @@ async def transcribe_segments(
                     if segment is None:
                         started.put_nowait(None)
                         return
-                    started.put_nowait(group.create_task(_run(segment)))
+                    started.put_nowait((segment, group.create_task(_run(segment))))
 
             group.create_task(_start_each())
-            while (task := await started.get()) is not None:
+            while (item := await started.get()) is not None:
+                segment, task = item
+                if deltas is not None:
+                    async for text in deltas.deltas(segment.index):
+                        yield TextDelta(segment.index, segment.start_s, segment.end_s, text)
                 yield await task
     except BaseExceptionGroup as group_error:
         # Report the first real failure, not a group: the error handlers map single errors.
@@ -97,8 +115,10 @@ async def transcribe_samples(
     budget: TokenBudget,
     options: DecodingOptions,
     global_slots: asyncio.Semaphore,
+    on_delta: Callable[[str], None] | None = None,
 ) -> EngineAnswer:
-    """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
+    """One engine call for `samples` (a segment, or a whole clip), inside a global slot;
+    `on_delta` gets the engine's text deltas as they stream (the call streams only then)."""
     async with global_slots:
         answer = await upstream.answer(
             UpstreamRequest(
@@ -108,7 +128,8 @@ async def transcribe_samples(
                 prompt=options.prompt,
                 temperature=options.temperature,
                 count_tokens=options.count_tokens,
-            )
+            ),
+            on_delta,
         )
     return EngineAnswer(answer.text.strip(), answer.usage)
 
