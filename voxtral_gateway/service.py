@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -49,6 +50,7 @@ from voxtral_gateway.pipeline.stream import (
     VadSegmenter,
     segment_stream,
 )
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas, TextDelta, text_to_send
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     LanguageDetection,
@@ -87,6 +89,8 @@ class TranscriptionOptions:
     detailed: bool = False
     """The response reports the detected language and per-segment statistics (verbose_json,
     Mistral's `language`)."""
+    stream_tokens: bool = False
+    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too)."""
 
 
 class TranscriptionService:
@@ -112,6 +116,7 @@ class TranscriptionService:
             task=task,
             detailed=request.response_format == "verbose_json",
             speakers=await read_speaker_request(request, self.settings),
+            stream_tokens=request.stream,
         )
         return with_word_timing(
             options,
@@ -179,6 +184,7 @@ class TranscriptionService:
             await runtime.aligner.get()
         max_segment_s = min(self.settings.vad.segment_max_s, options.max_segment_s or math.inf)
         whole_clip: SpeculativeWholeClip | None = None
+        early_deltas = SegmentDeltas() if options.stream_tokens else None
         track = self._speaker_track(options)
         if options.use_vad:
             # With speakers, one region per engine call: a turn change never splits a call's
@@ -189,7 +195,7 @@ class TranscriptionService:
                 one_region_per_segment=track is not None,
                 max_segment_s=min(params.max_segment_s, max_segment_s),
             )
-            whole_clip = None if track else self._speculative_whole_clip(options)
+            whole_clip = None if track else self._speculative_whole_clip(options, early_deltas)
             segmenter: Segmenter = VadSegmenter(
                 runtime.detector,
                 params,
@@ -224,7 +230,9 @@ class TranscriptionService:
             callbacks.append(track.add_chunk)
         if on_chunk is not None:
             callbacks.append(on_chunk)
-        return PreparedAudio(chunks, first, callbacks, early, track)
+        return PreparedAudio(
+            chunks, first, callbacks, early, track, early_deltas if early else None
+        )
 
     def _speaker_track(self, options: TranscriptionOptions) -> SpeakerTrack | None:
         if options.speakers is None:
@@ -234,21 +242,29 @@ class TranscriptionService:
             raise SpeakersUnavailableError
         return stage.track(options.speakers)
 
-    def _speculative_whole_clip(self, options: TranscriptionOptions) -> SpeculativeWholeClip | None:
+    def _speculative_whole_clip(
+        self, options: TranscriptionOptions, deltas: SegmentDeltas | None
+    ) -> SpeculativeWholeClip | None:
+        """`deltas` (key 0) gets the call's token deltas, when the request streams them."""
         settings = self.settings.head_start
         if not settings.enabled:
             return None
         runtime = self._runtime
         budget, decoding = self.budget(), self.decoding(options)
 
-        def launch(samples: np.ndarray) -> Awaitable[EngineAnswer]:
-            return transcribe_samples(
-                samples,
-                runtime.upstream,
-                budget=budget,
-                options=decoding,
-                global_slots=runtime.segment_slots,
-            )
+        async def launch(samples: np.ndarray) -> EngineAnswer:
+            try:
+                return await transcribe_samples(
+                    samples,
+                    runtime.upstream,
+                    budget=budget,
+                    options=decoding,
+                    global_slots=runtime.segment_slots,
+                    on_delta=partial(deltas.push, 0) if deltas else None,
+                )
+            finally:
+                if deltas is not None:
+                    deltas.close(0)
 
         return SpeculativeWholeClip(
             settings,
@@ -271,9 +287,10 @@ class TranscriptionService:
 
     def segment_results(
         self, prepared: PreparedAudio, options: TranscriptionOptions
-    ) -> AsyncIterator[SegmentResult]:
-        """Results in file order (with timed words if asked); cancelling the iteration cancels
-        the upstream calls."""
+    ) -> AsyncIterator[SegmentResult | TextDelta]:
+        """Results in file order (with timed words if asked), each after its raw engine
+        `TextDelta`s with `options.stream_tokens`; cancelling the iteration cancels the
+        upstream calls."""
         decoding = self.decoding(options)
         time_words = self._word_timer(prepared, options) if options.word_timestamps else None
         if prepared.speculative_answer is not None:
@@ -294,6 +311,7 @@ class TranscriptionService:
             global_slots=runtime.segment_slots,
             detect_language=self._detect_language(),
             time_words=time_words,
+            stream_tokens=options.stream_tokens,
         )
 
     def _detect_language(self) -> LanguageDetection | None:
@@ -329,6 +347,8 @@ class TranscriptionService:
         """Every segment's result, stitched; `on_result` sees each as it arrives."""
         results = []
         async for result in self.segment_results(prepared, options):
+            if isinstance(result, TextDelta):
+                continue
             if on_result is not None:
                 on_result(result)
             results.append(result)
@@ -364,37 +384,56 @@ class TranscriptionService:
         finally:
             prepared.discard()
 
+    async def text_stream(
+        self,
+        prepared: PreparedAudio,
+        options: TranscriptionOptions,
+        *,
+        results: AsyncIterator[SegmentResult | TextDelta] | None = None,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> AsyncIterator[TextDelta | SegmentResult | Transcript]:
+        """What every door streams, in file order: `TextDelta`s of text to send (the engine's
+        token deltas with `options.stream_tokens`, else each segment's whole text; they add up
+        to the transcript's text exactly), each segment's `SegmentResult` after its text (with
+        its speaker, labelled online as it completes, when asked for), then the stitched
+        `Transcript`. `results` is `segment_results(prepared, options)`, or a door's wrapper."""
+        if results is None:
+            results = self.segment_results(prepared, options)
+        collected: list[SegmentResult] = []
+        async for item in text_to_send(results):
+            if isinstance(item, SegmentResult):
+                if on_result is not None:
+                    on_result(item)
+                if clean_text(item.text):
+                    item = await self.label_speaker(prepared, item)
+                collected.append(item)
+            yield item
+        yield self.finish(prepared, collected, options)
+
     async def stream_events(
         self,
         prepared: PreparedAudio,
         options: TranscriptionOptions,
         *,
-        results: AsyncIterator[SegmentResult] | None = None,
+        results: AsyncIterator[SegmentResult | TextDelta] | None = None,
         on_result: Callable[[SegmentResult], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI's stream events as dicts: one `transcript.text.delta` per segment with text,
-        in file order (deltas concatenate to the done text), then `transcript.text.done`.
-        With speakers, each delta is followed by OpenAI's `transcript.text.segment` (the
-        segment with its speaker, labelled online as it completes).
-        `results` is `segment_results(prepared, options)`, or a door's wrapper around it."""
-        if results is None:
-            results = self.segment_results(prepared, options)
-        collected: list[SegmentResult] = []
-        has_text = False
-        async for result in results:
-            if on_result is not None:
-                on_result(result)
-            collected.append(result)
-            text = clean_text(result.text)
-            if not text:
-                continue
-            prefix = " " if has_text else ""
-            yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
-            has_text = True
-            if prepared.speakers is not None:
-                labelled = await self.label_speaker(prepared, replace(result, text=text))
-                yield diarized_segment(labelled, len(collected) - 1)
-        yield done_payload(self.finish(prepared, collected, options))
+        """OpenAI's stream events as dicts: `transcript.text.delta`s in file order (the
+        engine's token deltas when streamed; they concatenate to the done text), then
+        `transcript.text.done`. With speakers, each segment's text is followed by OpenAI's
+        `transcript.text.segment` (the segment with its speaker)."""
+        position = 0
+        stream = self.text_stream(prepared, options, results=results, on_result=on_result)
+        async for item in stream:
+            if isinstance(item, TextDelta):
+                yield delta_payload(item, text=item.text, segment_count=prepared.segment_count)
+            elif isinstance(item, SegmentResult):
+                text = clean_text(item.text)
+                if text and prepared.speakers is not None:
+                    yield diarized_segment(replace(item, text=text), position)
+                position += 1
+            else:
+                yield done_payload(item)
 
     async def label_speaker(self, prepared: PreparedAudio, result: SegmentResult) -> SegmentResult:
         """Streaming: `result` with its speaker, final as soon as it is given."""
@@ -419,7 +458,11 @@ async def _speculative_result(
     options: DecodingOptions,
     detect_language: LanguageDetection | None,
     time_words: WordTimer | None,
-) -> AsyncIterator[SegmentResult]:
-    """The one segment's result from the call made before VAD (cancelled with the iteration)."""
+) -> AsyncIterator[SegmentResult | TextDelta]:
+    """The one segment's result from the call made before VAD (cancelled with the iteration),
+    after its token deltas when the request streams them."""
     async for segment in prepared.segments():
+        if prepared.speculative_deltas is not None:
+            async for text, language in prepared.speculative_deltas.deltas(0):
+                yield TextDelta(segment.index, segment.start_s, segment.end_s, text, language)
         yield await segment_result(segment, await call, options, detect_language, time_words)

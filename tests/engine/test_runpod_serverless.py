@@ -264,6 +264,7 @@ def test_stream_yields_segments_in_file_order_then_the_whole_text(
     assert done["type"] == "transcript.text.done"
     indexes = [d["segment"]["index"] for d in deltas]
     assert len(indexes) >= 2 and indexes == sorted(indexes)
+    assert len(deltas) > len(set(indexes))  # the engine's token deltas, not one per segment
     starts = [d["segment"]["start"] for d in deltas]
     assert starts == sorted(starts)
     assert "".join(d["delta"] for d in deltas) == done["text"] == expected_text

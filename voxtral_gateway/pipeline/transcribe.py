@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from voxtral_gateway.engine_calls import EngineAnswer, Task
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult, Word
-from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas, TextDelta
+from voxtral_gateway.upstream import DeltaSink, UpstreamPool, UpstreamRequest
 
 
 @dataclass(frozen=True)
@@ -67,19 +69,32 @@ async def transcribe_segments(
     global_slots: asyncio.Semaphore,
     time_words: WordTimer | None = None,
     detect_language: LanguageDetection | None = None,
-) -> AsyncIterator[SegmentResult]:
+    stream_tokens: bool = False,
+) -> AsyncIterator[SegmentResult | TextDelta]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line.
 
     With `time_words`, each segment's words are timed as soon as its text arrives, while its
-    samples are still at hand (they are dropped once the segment is done)."""
+    samples are still at hand (they are dropped once the segment is done). With
+    `stream_tokens`, each result is preceded by its segment's engine deltas (`TextDelta`),
+    live for the segment next in line, buffered for later ones until their turn."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
     request_slots = asyncio.Semaphore(per_request_limit)
+    deltas = SegmentDeltas() if stream_tokens else None
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
-            answer = await transcribe_samples(
-                segment.samples, upstream, budget=budget, options=options, global_slots=global_slots
-            )
+            try:
+                answer = await transcribe_samples(
+                    segment.samples,
+                    upstream,
+                    budget=budget,
+                    options=options,
+                    global_slots=global_slots,
+                    on_delta=partial(deltas.push, segment.index) if deltas else None,
+                )
+            finally:
+                if deltas is not None:
+                    deltas.close(segment.index)  # its text is complete: the next one's turn
             # Inside the request slot: segments waiting to be timed stay bounded in memory.
             return await segment_result(segment, answer, options, detect_language, time_words)
         finally:
@@ -88,7 +103,9 @@ async def transcribe_segments(
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
         async with asyncio.TaskGroup() as group:
-            started: asyncio.Queue[asyncio.Task[SegmentResult] | None] = asyncio.Queue()
+            # The segment's place (not its samples: they must not outlive its call) and call.
+            started: asyncio.Queue[tuple[TextDelta, asyncio.Task[SegmentResult]] | None]
+            started = asyncio.Queue()
 
             async def _start_each() -> None:
                 while True:
@@ -97,10 +114,15 @@ async def transcribe_segments(
                     if segment is None:
                         started.put_nowait(None)
                         return
-                    started.put_nowait(group.create_task(_run(segment)))
+                    place = TextDelta(segment.index, segment.start_s, segment.end_s, "")
+                    started.put_nowait((place, group.create_task(_run(segment))))
 
             group.create_task(_start_each())
-            while (task := await started.get()) is not None:
+            while (item := await started.get()) is not None:
+                place, task = item
+                if deltas is not None:
+                    async for text, language in deltas.deltas(place.index):
+                        yield replace(place, text=text, language=language)
                 yield await task
     except BaseExceptionGroup as group_error:
         # Report the first real failure, not a group: the error handlers map single errors.
@@ -114,8 +136,10 @@ async def transcribe_samples(
     budget: TokenBudget,
     options: DecodingOptions,
     global_slots: asyncio.Semaphore,
+    on_delta: DeltaSink | None = None,
 ) -> EngineAnswer:
-    """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
+    """One engine call for `samples` (a segment, or a whole clip), inside a global slot;
+    `on_delta` gets the engine's text deltas as they stream (the call streams only then)."""
     async with global_slots:
         return await upstream.answer(
             UpstreamRequest(
@@ -127,7 +151,8 @@ async def transcribe_samples(
                 count_tokens=options.count_tokens,
                 task=options.task,
                 detailed=options.detailed,
-            )
+            ),
+            on_delta,
         )
 
 
