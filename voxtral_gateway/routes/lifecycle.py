@@ -64,9 +64,7 @@ async def finish_request(
     await request.close()
 
 
-async def until_client_leaves(
-    request: Request, results: AsyncIterator[T]
-) -> AsyncIterator[T]:
+async def until_client_leaves(request: Request, results: AsyncIterator[T]) -> AsyncIterator[T]:
     """Pass results through; if the client disconnects first, cancel the fan-out at once.
 
     Without this, a gone client is noticed only when the next event fails to send, which for
