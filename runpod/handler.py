@@ -21,8 +21,9 @@ Mistral's response body, or with `stream` its `transcription.*` events as
 
 Output, yielded as a stream (`return_aggregate_stream`, so /runsync and /status get the list):
   stream=false  one item: the rendered body (a dict for json/verbose_json, a string otherwise)
-  stream=true   one `transcript.text.delta` item per segment in file order, then
-                `transcript.text.done` with the whole text: the gateway's SSE events as JSON
+  stream=true   `transcript.text.delta` items carrying the engine's token deltas, segment by
+                segment in file order, then `transcript.text.done` with the whole text: the
+                gateway's SSE events as JSON
   failure       {"error": message, "type", "code", "param"}; RunPod marks the job FAILED
 
 Run locally with RunPod's test server:

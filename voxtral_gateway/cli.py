@@ -98,6 +98,7 @@ def _stream_with_progress(url, fields, files, headers, timeout) -> tuple[str, li
     fields = {**fields, "stream": "true"}
     done_text = ""
     segments: list[dict] = []
+    live = ""  # the last words received, shown live beside the bar (token deltas stream)
     with (
         httpx.stream(
             "POST", url, data=fields, files=files, headers=headers, timeout=timeout
@@ -115,7 +116,8 @@ def _stream_with_progress(url, fields, files, headers, timeout) -> tuple[str, li
                 segment = event.get("segment") or {}
                 bar.total = segment.get("count")
                 bar.n = segment.get("index", bar.n) + 1
-                bar.set_postfix(audio_s=segment.get("end"))
+                live = (live + event.get("delta", ""))[-40:]
+                bar.set_postfix(audio_s=segment.get("end"), text=live)
                 bar.refresh()
             elif event["type"] == "transcript.text.segment":
                 segments.append({k: event[k] for k in ("speaker", "start", "end", "text")})

@@ -60,8 +60,13 @@ class EngineCall:
 
     @property
     def streamed(self) -> bool:
-        """An SSE answer: vLLM reports token counts only when streaming."""
+        """An SSE answer: vLLM reports token counts (and text deltas) only when streaming."""
         return self.form is not None and self.form.get("stream") == "true"
+
+    @property
+    def counts_tokens(self) -> bool:
+        """The stream ends with a usage chunk."""
+        return self.form is not None and self.form.get("stream_include_usage") == "true"
 
     @property
     def temperature(self) -> float:
@@ -82,11 +87,13 @@ def build_call(
     temperature: float | None,
     detailed: bool,
     count_tokens: bool = False,
+    stream: bool = False,
 ) -> EngineCall:
     """The request for one segment. `detailed` asks for what verbose_json reports;
-    `count_tokens` for the engine's token counts (a streamed json answer: vLLM's verbose_json
-    neither streams nor counts tokens, so counting wins; the language comes from
-    `language_probe_call`)."""
+    `count_tokens` for the engine's token counts and `stream` for its text deltas as they are
+    made (both a streamed json answer: vLLM's verbose_json neither streams nor counts tokens,
+    so they win; the language comes from `language_probe_call`). Voxtral's translation (chat
+    completions) is answered whole."""
     used_temperature = ENGINE_DEFAULT_TEMPERATURE if temperature is None else temperature
     if family == "voxtral" and task == "translate":
         instruction = TRANSLATE_INSTRUCTION + (f" Context: {prompt}" if prompt else "")
@@ -108,7 +115,8 @@ def build_call(
                 "temperature": used_temperature,
             },
         )
-    verbose = detailed and family == "whisper" and not count_tokens
+    streamed = count_tokens or stream
+    verbose = detailed and family == "whisper" and not streamed
     if verbose:
         max_output_tokens += timestamp_headroom(max_output_tokens)
     form = {
@@ -121,8 +129,10 @@ def build_call(
         form["language"] = language
     if prompt:
         form["prompt"] = prompt
+    if streamed:
+        form["stream"] = "true"
     if count_tokens:
-        form.update(stream="true", stream_include_usage="true")
+        form["stream_include_usage"] = "true"
     path = "/v1/audio/translations" if task == "translate" else "/v1/audio/transcriptions"
     return EngineCall(path, form=form)
 

@@ -19,6 +19,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -50,6 +51,7 @@ from voxtral_gateway.pipeline.stream import (
     VadSegmenter,
     segment_stream,
 )
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas, TextDelta, text_to_send
 from voxtral_gateway.pipeline.transcribe import (
     DecodingOptions,
     LanguageDetection,
@@ -89,6 +91,8 @@ class TranscriptionOptions:
     detailed: bool = False
     """The response reports the detected language and per-segment statistics (verbose_json,
     Mistral's `language`)."""
+    stream_tokens: bool = False
+    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too)."""
 
 
 class TranscriptionService:
@@ -114,6 +118,7 @@ class TranscriptionService:
             task=task,
             detailed=request.response_format == "verbose_json",
             speakers=await read_speaker_request(request, self.settings),
+            stream_tokens=request.stream,
         )
         return with_word_timing(
             options,
@@ -181,13 +186,14 @@ class TranscriptionService:
             await runtime.aligner.get()
         max_segment_s = min(self.settings.vad.segment_max_s, options.max_segment_s or math.inf)
         whole_clip: SpeculativeWholeClip | None = None
+        early_deltas = SegmentDeltas() if options.stream_tokens else None
         track = self._speaker_track(options)
         if options.use_vad:
             # Speakers or not, the same windows: the speaker stage cuts each window's text at
             # its speech regions afterwards (pipeline/speaker_turns.py).
             params = vad_params(self.settings.vad, options.vad_overrides)
             params = replace(params, max_segment_s=min(params.max_segment_s, max_segment_s))
-            whole_clip = self._speculative_whole_clip(options)
+            whole_clip = self._speculative_whole_clip(options, early_deltas)
             segmenter: Segmenter = VadSegmenter(
                 runtime.detector,
                 params,
@@ -222,7 +228,9 @@ class TranscriptionService:
             callbacks.append(track.add_chunk)
         if on_chunk is not None:
             callbacks.append(on_chunk)
-        return PreparedAudio(chunks, first, callbacks, early, track)
+        return PreparedAudio(
+            chunks, first, callbacks, early, track, early_deltas if early else None
+        )
 
     def _speaker_track(self, options: TranscriptionOptions) -> SpeakerTrack | None:
         if options.speakers is None:
@@ -232,7 +240,10 @@ class TranscriptionService:
             raise SpeakersUnavailableError
         return stage.track(options.speakers, pad_s=self.settings.vad.speech_pad_ms / 1000)
 
-    def _speculative_whole_clip(self, options: TranscriptionOptions) -> SpeculativeWholeClip | None:
+    def _speculative_whole_clip(
+        self, options: TranscriptionOptions, deltas: SegmentDeltas | None
+    ) -> SpeculativeWholeClip | None:
+        """`deltas` (key 0) gets the call's token deltas, when the request streams them."""
         settings = self.settings.head_start
         if not settings.enabled:
             return None
@@ -242,13 +253,18 @@ class TranscriptionService:
         choose_language = self._choose_language()
 
         async def launch(samples: np.ndarray) -> EngineAnswer:
-            return await transcribe_samples(
-                samples,
-                runtime.upstream,
-                budget=budget,
-                options=await with_chosen_language(decoding, samples, choose_language),
-                global_slots=runtime.segment_slots,
-            )
+            try:
+                return await transcribe_samples(
+                    samples,
+                    runtime.upstream,
+                    budget=budget,
+                    options=await with_chosen_language(decoding, samples, choose_language),
+                    global_slots=runtime.segment_slots,
+                    on_delta=partial(deltas.push, 0) if deltas else None,
+                )
+            finally:
+                if deltas is not None:
+                    deltas.close(0)
 
         return SpeculativeWholeClip(
             settings,
@@ -271,9 +287,10 @@ class TranscriptionService:
 
     def segment_results(
         self, prepared: PreparedAudio, options: TranscriptionOptions
-    ) -> AsyncIterator[SegmentResult]:
-        """Results in file order (with timed words if asked); cancelling the iteration cancels
-        the upstream calls."""
+    ) -> AsyncIterator[SegmentResult | TextDelta]:
+        """Results in file order (with timed words if asked), each after its raw engine
+        `TextDelta`s with `options.stream_tokens`; cancelling the iteration cancels the
+        upstream calls."""
         decoding = self.decoding(options)
         time_words = self._word_timer(prepared, options) if options.word_timestamps else None
         if prepared.speculative_answer is not None:
@@ -295,6 +312,7 @@ class TranscriptionService:
             detect_language=self._detect_language(),
             choose_language=self._choose_language(),
             time_words=time_words,
+            stream_tokens=options.stream_tokens,
         )
 
     def _detect_language(self) -> LanguageDetection | None:
@@ -336,6 +354,8 @@ class TranscriptionService:
         """Every segment's result, stitched; `on_result` sees each as it arrives."""
         results = []
         async for result in self.segment_results(prepared, options):
+            if isinstance(result, TextDelta):
+                continue
             if on_result is not None:
                 on_result(result)
             results.append(result)
@@ -371,39 +391,55 @@ class TranscriptionService:
         finally:
             prepared.discard()
 
+    async def text_stream(
+        self,
+        prepared: PreparedAudio,
+        options: TranscriptionOptions,
+        *,
+        results: AsyncIterator[SegmentResult | TextDelta] | None = None,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> AsyncIterator[TextDelta | SegmentResult | Transcript]:
+        """What every door streams, in file order: `TextDelta`s of text to send (the engine's
+        token deltas with `options.stream_tokens`, else each segment's whole text; they add up
+        to the transcript's text exactly), each segment's `SegmentResult` after its text (the
+        doors cut it at speaker turns with `split_speakers`), then the stitched `Transcript`.
+        `results` is `segment_results(prepared, options)`, or a door's wrapper."""
+        if results is None:
+            results = self.segment_results(prepared, options)
+        collected: list[SegmentResult] = []
+        async for item in text_to_send(results):
+            if isinstance(item, SegmentResult):
+                if on_result is not None:
+                    on_result(item)
+                collected.append(item)
+            yield item
+        yield self.finish(prepared, collected, options)
+
     async def stream_events(
         self,
         prepared: PreparedAudio,
         options: TranscriptionOptions,
         *,
-        results: AsyncIterator[SegmentResult] | None = None,
+        results: AsyncIterator[SegmentResult | TextDelta] | None = None,
         on_result: Callable[[SegmentResult], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI's stream events as dicts: one `transcript.text.delta` per segment with text,
-        in file order (deltas concatenate to the done text), then `transcript.text.done`.
-        With speakers, each delta is followed by OpenAI's `transcript.text.segment` (the
-        segment with its speaker, labelled online as it completes).
-        `results` is `segment_results(prepared, options)`, or a door's wrapper around it."""
-        if results is None:
-            results = self.segment_results(prepared, options)
-        collected: list[SegmentResult] = []
-        has_text = False
+        """OpenAI's stream events as dicts: `transcript.text.delta`s in file order (the
+        engine's token deltas when streamed; they concatenate to the done text), then
+        `transcript.text.done`. With speakers, each segment's text is followed by OpenAI's
+        `transcript.text.segment`s (the segment cut at speaker turns as it completes)."""
         segments_sent = 0
-        async for result in results:
-            if on_result is not None:
-                on_result(result)
-            collected.append(result)
-            text = clean_text(result.text)
-            if not text:
-                continue
-            prefix = " " if has_text else ""
-            yield delta_payload(result, text=prefix + text, segment_count=prepared.segment_count)
-            has_text = True
-            if prepared.speakers is not None:
-                for part in await self.split_speakers(prepared, replace(result, text=text)):
-                    yield diarized_segment(part, segments_sent)
-                    segments_sent += 1
-        yield done_payload(self.finish(prepared, collected, options))
+        stream = self.text_stream(prepared, options, results=results, on_result=on_result)
+        async for item in stream:
+            if isinstance(item, TextDelta):
+                yield delta_payload(item, text=item.text, segment_count=prepared.segment_count)
+            elif isinstance(item, SegmentResult):
+                text = clean_text(item.text)
+                if text and prepared.speakers is not None:
+                    for part in await self.split_speakers(prepared, replace(item, text=text)):
+                        yield diarized_segment(part, segments_sent)
+                        segments_sent += 1
+            else:
+                yield done_payload(item)
 
     async def split_speakers(
         self, prepared: PreparedAudio, result: SegmentResult
@@ -431,9 +467,13 @@ async def _speculative_result(
     options: DecodingOptions,
     detect_language: LanguageDetection | None,
     time_words: WordTimer | None,
-) -> AsyncIterator[SegmentResult]:
-    """The one segment's result from the call made before VAD (cancelled with the iteration)."""
+) -> AsyncIterator[SegmentResult | TextDelta]:
+    """The one segment's result from the call made before VAD (cancelled with the iteration),
+    after its token deltas when the request streams them."""
     async for segment in prepared.segments():
+        if prepared.speculative_deltas is not None:
+            async for text, language in prepared.speculative_deltas.deltas(0):
+                yield TextDelta(segment.index, segment.start_s, segment.end_s, text, language)
         answer = await call
         # The engine heard the clip from 0 s; segment_result reads phrase times from the segment.
         phrases = tuple(

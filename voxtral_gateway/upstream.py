@@ -5,6 +5,9 @@ transient failures (connect errors, 502/503) on another engine with jittered bac
 aiohttp's errors to gateway errors in one place (`_mapped_errors`). aiohttp, not httpx: one
 200 KB segment POST costs ~0.32 ms of event-loop time against httpx's ~0.69 ms (httpcore +
 anyio + h11 layers).
+
+With `on_delta` a call streams (vLLM's transcription deltas), and each text delta is handed
+on as it arrives: token streaming for `stream=true` (pipeline/token_stream.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import uuid
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import aiohttp
 import numpy as np
@@ -46,6 +50,10 @@ from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, TokenUsage
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+DeltaSink = Callable[[str, str | None], None]
+"""Gets each text delta of a streamed call as it arrives, with the language the engine decodes
+in (given, or learnt by the probe before the call), None when unknown."""
 
 _RETRY_STATUSES = frozenset({502, 503})
 _MAX_ATTEMPTS = 3
@@ -168,24 +176,40 @@ class UpstreamPool:
         """Text for one segment; retries transient failures on other engines."""
         return (await self.answer(request)).text
 
-    async def answer(self, request: UpstreamRequest) -> EngineAnswer:
+    async def answer(
+        self, request: UpstreamRequest, on_delta: DeltaSink | None = None
+    ) -> EngineAnswer:
         """The engine's answer (text, token counts if asked, what verbose_json reports) for one
-        segment; retries transient failures on other engines."""
+        segment; retries transient failures on other engines. With `on_delta`, the call streams
+        and each text delta is handed on as it arrives (no retry once one has been: the client
+        may already have it)."""
         wav = encode_wav(request.samples)
         tried: set[str] = set()
         last_error: GatewayError | None = None
+        forwarded = False
+
+        def forward(text: str, language: str | None) -> None:
+            nonlocal forwarded
+            forwarded = True
+            assert on_delta is not None
+            on_delta(text, language)
+
         for attempt in range(_MAX_ATTEMPTS):
             engine = self._pick(tried)
             tried.add(engine.base_url)
             engine.outstanding += 1
             started = time.perf_counter()
             try:
-                answer = await self._transcribe_once(engine, wav, request)
+                answer = await self._transcribe_once(
+                    engine, wav, request, forward if on_delta else None
+                )
             except (UpstreamUnavailableError, _RetryableStatusError) as exc:
                 engine.mark_failed()
                 last_error = (
                     exc.as_gateway_error() if isinstance(exc, _RetryableStatusError) else exc
                 )
+                if forwarded:
+                    raise last_error from exc
                 logger.warning(
                     "engine %s failed (%s: %r); attempt %d",
                     engine.base_url,
@@ -207,21 +231,25 @@ class UpstreamPool:
         raise last_error
 
     async def _transcribe_once(
-        self, engine: Engine, wav: bytes, request: UpstreamRequest
+        self,
+        engine: Engine,
+        wav: bytes,
+        request: UpstreamRequest,
+        on_delta: DeltaSink | None = None,
     ) -> EngineAnswer:
         model = await self.model_name(engine)
         family = engine_family(model, self.settings.engine_family)
         language = request.language
         if (
-            request.count_tokens
+            (request.count_tokens or on_delta is not None)
             and request.detailed
             and family == "whisper"
             and request.task == "transcribe"
             and not language
         ):
-            # vLLM streams token counts but not the language it detected, which only its
-            # verbose_json (never streamed) reports: ask for the language (one token) first,
-            # then decode in it, so vLLM does not detect it a second time.
+            # vLLM streams token counts and deltas but not the language it detected, which
+            # only its verbose_json (never streamed) reports: ask for the language (one token)
+            # first, then decode in it, so vLLM does not detect it a second time.
             probe = language_probe_call(model)
             language = (await self._post(engine, probe, wav)).language
         call = build_call(
@@ -235,11 +263,19 @@ class UpstreamPool:
             temperature=request.temperature,
             detailed=request.detailed,
             count_tokens=request.count_tokens,
+            stream=on_delta is not None,
         )
-        answer = await self._post(engine, call, wav)
+        sink = partial(_with_language, on_delta, language) if on_delta else None
+        answer = await self._post(engine, call, wav, sink)
         return replace(answer, language=answer.language or language)
 
-    async def _post(self, engine: Engine, call: EngineCall, wav: bytes) -> EngineAnswer:
+    async def _post(
+        self,
+        engine: Engine,
+        call: EngineCall,
+        wav: bytes,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> EngineAnswer:
         if call.form is not None:
             body, content_type = encode_multipart(call.form, wav)
         else:
@@ -252,7 +288,11 @@ class UpstreamPool:
                 data=body,
                 headers={**self._headers(), "Content-Type": content_type},
             ) as response:
-                status, payload = response.status, await response.read()
+                status = response.status
+                if status == 200 and call.streamed and on_delta is not None:
+                    answer = await _read_stream(response, on_delta, want_usage=call.counts_tokens)
+                    return replace(answer, temperature=call.temperature)
+                payload = await response.read()
         if status in _RETRY_STATUSES:
             raise _RetryableStatusError(status, _upstream_message(payload))
         if 400 <= status < 500:
@@ -300,33 +340,71 @@ class _RetryableStatusError(Exception):
         return UpstreamError("The speech engine failed to answer.")
 
 
-def parse_counted_stream(payload: bytes) -> EngineAnswer:
-    """vLLM's whole SSE answer (`transcription.chunk` deltas, then a usage chunk) -> text and
-    tokens. Read whole, not event by event: a segment's answer is small and the caller wants
-    all of it."""
-    parts: list[str] = []
-    usage: TokenUsage | None = None
-    try:
-        for line in payload.decode("utf-8").splitlines():
-            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-                continue
-            chunk = json.loads(line[5:])
+def _with_language(on_delta: DeltaSink, language: str | None, text: str) -> None:
+    on_delta(text, language)
+
+
+async def _read_stream(
+    response: aiohttp.ClientResponse, on_delta: Callable[[str], None], *, want_usage: bool
+) -> EngineAnswer:
+    """vLLM's event stream, read as it arrives: each text delta is handed on; the whole text
+    (and the usage chunk, when asked for) is returned."""
+    stream = _EngineStream()
+    async for line in response.content:
+        if (text := stream.feed(line.decode("utf-8", "replace"))) is None:
+            break
+        if text:
+            on_delta(text)
+    return stream.answer(want_usage=want_usage)
+
+
+class _EngineStream:
+    """vLLM's SSE (`transcription.chunk` / `translation.chunk` deltas, then a usage chunk with
+    `stream_include_usage`), one line at a time; shared by the whole-body and live readers."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.usage: TokenUsage | None = None
+
+    def feed(self, line: str) -> str | None:
+        """The line's text delta ("" for none); None at `[DONE]`."""
+        if not line.startswith("data:"):
+            return ""
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return None
+        try:
+            chunk = json.loads(data)
             if "error" in chunk:  # a failure after vLLM's 200 travels as an event
-                raise UpstreamError(
-                    f"Engine failed mid-answer: {_upstream_message(line[5:].encode())}"
-                )
-            for choice in chunk.get("choices") or ():
-                parts.append(choice.get("delta", {}).get("content") or "")
+                raise UpstreamError(f"Engine failed mid-answer: {_upstream_message(data.encode())}")
+            text = "".join(
+                choice.get("delta", {}).get("content") or ""
+                for choice in chunk.get("choices") or ()
+            )
             if chunk.get("usage"):
                 reported = chunk["usage"]
-                usage = TokenUsage(
+                self.usage = TokenUsage(
                     int(reported["prompt_tokens"]), int(reported["completion_tokens"])
                 )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UpstreamError("Engine answered with a malformed stream.") from exc
-    if usage is None:
-        raise UpstreamError("Engine reported no token usage.")
-    return EngineAnswer("".join(parts), usage)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamError("Engine answered with a malformed stream.") from exc
+        self.parts.append(text)
+        return text
+
+    def answer(self, *, want_usage: bool) -> EngineAnswer:
+        if want_usage and self.usage is None:
+            raise UpstreamError("Engine reported no token usage.")
+        return EngineAnswer("".join(self.parts), self.usage)
+
+
+def parse_counted_stream(payload: bytes) -> EngineAnswer:
+    """vLLM's whole SSE answer -> text and tokens. Read whole, not event by event, when nobody
+    wants the deltas: a segment's answer is small and the caller wants all of it."""
+    stream = _EngineStream()
+    for line in payload.decode("utf-8").splitlines():
+        if stream.feed(line) is None:
+            break
+    return stream.answer(want_usage=True)
 
 
 def _upstream_message(payload: bytes) -> str:

@@ -30,6 +30,7 @@ def test_transcribe_streams_text_with_progress(whisper_gateway, speech_60s) -> N
     assert result.returncode == 0, result.stderr
     assert jiwer.wer(_words(speech_60s.text), _words(result.stdout)) < 0.15
     assert "segments" in result.stderr  # the progress bar went to stderr, not into the text
+    assert "text=" in result.stderr  # with the last words, live as the token deltas arrive
 
 
 def test_transcribe_writes_srt_file(whisper_gateway, speech_5s, tmp_path: Path) -> None:

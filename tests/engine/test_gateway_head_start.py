@@ -3,6 +3,7 @@ the answer is the one the VAD path gives; where VAD disagrees, its segments win.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -93,3 +94,26 @@ def test_noise_without_speech_cancels_the_head_start_and_returns_no_text(
     result = _transcribe(http, gateway, write_wav(tmp_path / "noise.wav", noise))
     assert _head_starts(http, gateway) == {"cancelled": 1.0}
     assert result["text"] == "" and result["segments"] == []
+
+
+def test_a_streamed_head_start_forwards_its_token_deltas(
+    whisper_engine, gateway_factory, http, edge_to_edge
+) -> None:
+    """stream=true on a short clip: the head-start call streams, and its deltas are sent."""
+    gateway = gateway_factory(upstream_urls=[whisper_engine.base_url])
+    path, text = edge_to_edge
+    events = []
+    with http.stream(
+        "POST",
+        f"{gateway.base_url}/v1/audio/transcriptions",
+        files={"file": (path.name, path.read_bytes())},
+        data={"model": "w", "stream": "true"},
+    ) as response:
+        assert response.status_code == 200
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line[6:7] == "{"]
+    deltas = [e["delta"] for e in events if e["type"] == "transcript.text.delta"]
+    assert events[-1]["type"] == "transcript.text.done"
+    assert "".join(deltas) == events[-1]["text"]
+    assert len(deltas) > 3  # token by token
+    assert wer(text, events[-1]["text"]) <= 0.15
+    assert _head_starts(http, gateway) == {"used": 1.0}

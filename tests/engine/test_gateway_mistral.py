@@ -151,6 +151,8 @@ def test_stream_deltas_join_to_done_text(whisper_gateway, speech_5s: AudioClip) 
     done = events[-1].data
     deltas = [e.data.text for e in events if e.event == "transcription.text.delta"]
     assert deltas and "".join(deltas) == done.text
+    # The engine's token deltas (service.text_stream), not one delta per segment.
+    assert len(deltas) > 3 * kinds.count("transcription.segment")
     assert done.usage.completion_tokens > 0 and done.segments
     assert wer(speech_5s.text, done.text) <= MAX_WER
 

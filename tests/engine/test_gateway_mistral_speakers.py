@@ -64,3 +64,6 @@ def test_diarize_stream_segments_carry_speaker_ids(whisper_gateway, dialogue) ->
     done = events[-1]
     assert done.event == "transcription.done"
     assert [s.speaker_id for s in done.data.segments] == [s.speaker_id for s in segments]
+    # The engine's token deltas stream live; the labelled segments follow as they complete.
+    deltas = [e.data.text for e in events if e.event == "transcription.text.delta"]
+    assert len(deltas) > 3 * len(segments) and "".join(deltas) == done.data.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -113,3 +114,30 @@ def test_client_disconnect_cancels_upstream_work(
             return re.search(r"^voxtral_pending_segments 0\.0$", metrics, re.M) is not None
 
         _wait_until(nothing_pending, seconds=5)
+
+
+def test_stream_forwards_the_engines_token_deltas(whisper_gateway, speech_60s) -> None:
+    """stream=true: the engine's own deltas, in segment order, adding up to the done text."""
+    events = []
+    with (
+        httpx.Client(timeout=120, trust_env=False) as http,
+        http.stream(
+            "POST",
+            f"{whisper_gateway.base_url}/v1/audio/transcriptions",
+            files={"file": ("a.wav", speech_60s.path.read_bytes())},
+            data={"model": "w", "stream": "true"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                events.append(json.loads(line[len("data: ") :]))
+    deltas = [e for e in events if e["type"] == "transcript.text.delta"]
+    done = events[-1]
+    assert done["type"] == "transcript.text.done"
+    assert "".join(d["delta"] for d in deltas) == done["text"]
+    indices = [d["segment"]["index"] for d in deltas]
+    assert indices == sorted(indices)
+    # Token by token: several deltas per segment, not one per segment.
+    assert len(deltas) > 3 * len(set(indices))
+    assert wer(speech_60s.text, done["text"]) <= MAX_WER

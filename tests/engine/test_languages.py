@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -259,6 +260,25 @@ def test_voxtral_translates_in_instruct_mode_through_chat_completions(
     assert chats[0]["max_tokens"] == 4
     assert result.task == "translate" and result.segments
     assert not [path for path, _ in proxy.calls if path.startswith("/v1/audio/")]
+
+
+def test_translation_streams_the_engines_token_deltas(base_gateway, clips) -> None:
+    """stream=true on /v1/audio/translations: Whisper's translate task streams token by token."""
+    with httpx.stream(
+        "POST",
+        f"{base_gateway.base_url}/v1/audio/translations",
+        files={"file": (clips["de"].name, clips["de"].read_bytes())},
+        data={"model": "w", "stream": "true"},
+        timeout=600,
+        trust_env=False,
+    ) as response:
+        assert response.status_code == 200
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line[6:7] == "{"]
+    deltas = [e for e in events if e["type"] == "transcript.text.delta"]
+    done = events[-1]
+    assert done["type"] == "transcript.text.done" and "train" in done["text"]
+    assert "".join(d["delta"] for d in deltas) == done["text"]
+    assert len(deltas) > 3 * len({d["segment"]["index"] for d in deltas})
 
 
 def test_cli_translate_streams_english_text(base_gateway, clips) -> None:

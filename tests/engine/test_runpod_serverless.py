@@ -264,6 +264,7 @@ def test_stream_yields_segments_in_file_order_then_the_whole_text(
     assert done["type"] == "transcript.text.done"
     indexes = [d["segment"]["index"] for d in deltas]
     assert len(indexes) >= 2 and indexes == sorted(indexes)
+    assert len(deltas) > len(set(indexes))  # the engine's token deltas, not one per segment
     starts = [d["segment"]["start"] for d in deltas]
     assert starts == sorted(starts)
     assert "".join(d["delta"] for d in deltas) == done["text"] == expected_text
@@ -315,7 +316,9 @@ def test_mistral_dialect_job_returns_the_mistral_route_answer(
     items = [chunk["output"] for chunk in streamed["stream"]]
     assert items[-1]["type"] == "transcription.done"
     deltas = [i["text"] for i in items if i["type"] == "transcription.text.delta"]
-    assert len(deltas) >= 2 and "".join(deltas) == items[-1]["text"] == expected.json()["text"]
+    assert "".join(deltas) == items[-1]["text"] == expected.json()["text"]
+    # The engine's token deltas: VAD cuts the clip into at most one segment per sentence.
+    assert len(deltas) > 3 * len(SENTENCES)
 
     refused = _runsync(worker_url, {"dialect": "klingon", "audio_url": audio_url})
     (error,) = refused["output"]

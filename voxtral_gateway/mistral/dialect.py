@@ -16,6 +16,7 @@ from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
 from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerStage, read_named_references
 from voxtral_gateway.pipeline.stitch import clean_text
+from voxtral_gateway.pipeline.token_stream import TextDelta
 from voxtral_gateway.pipeline.word_timing import with_word_timing
 from voxtral_gateway.service import TranscriptionOptions, TranscriptionService
 from voxtral_gateway.settings import Settings
@@ -54,6 +55,7 @@ async def options_from(
         count_tokens=True,  # Mistral's `usage` reports the engine's tokens
         detailed=True,  # Mistral's `language`: the detected one when nobody named one
         speakers=await _speakers_from(params, settings, speaker_stage),
+        stream_tokens=params.stream,  # the engine's token deltas as `transcription.text.delta`
     )
     return with_word_timing(
         options, words=params.wants_words, cues=False, subtitles=settings.subtitles
@@ -101,34 +103,37 @@ async def mistral_events(
     prepared: PreparedAudio,
     options: TranscriptionOptions,
     reply: MistralReply,
-    results: AsyncIterator[SegmentResult],
+    results: AsyncIterator[SegmentResult | TextDelta],
     on_result: Callable[[SegmentResult], None] | None = None,
 ) -> AsyncIterator[MistralEvent]:
-    """Language (at once when named, else with the first segment that tells it), then a text
-    delta (and timed segments or words, if asked) per segment in file order, then
-    `transcription.done` with the whole response. `results` is the service's
-    `segment_results`, or a door's wrapper around it."""
-    collected: list[SegmentResult] = []
+    """Language (at once when named, else as soon as a segment's call tells it: before its
+    first delta on Whisper, which learns it first; with the segment's result otherwise), then
+    the service's text deltas in file order (the engine's token deltas with `stream`; they
+    join to the final text), timed segments or words after each segment's text, if asked, then
+    `transcription.done` with the whole response. `results` is the service's `segment_results`,
+    or a door's wrapper around it."""
     language_told = reply.language is not None
     if reply.language:
         yield "transcription.language", {"audio_language": reply.language}
-    async for result in results:
-        if on_result is not None:
-            on_result(result)
-        if not language_told and result.language:
+    collected: list[SegmentResult] = []  # cut at speaker turns: the done event's segments
+    stream = service.text_stream(prepared, options, results=results, on_result=on_result)
+    async for item in stream:
+        if isinstance(item, Transcript):
+            continue  # built below from the speaker-cut parts
+        if not language_told and item.language:
             # The first detected language; `transcription.done` has the request's (the one
             # spoken longest), as verbose_json does.
-            yield "transcription.language", {"audio_language": result.language}
+            yield "transcription.language", {"audio_language": item.language}
             language_told = True
-        text = clean_text(result.text)
+        if isinstance(item, TextDelta):
+            yield "transcription.text.delta", {"text": item.text}
+            continue
+        text = clean_text(item.text)
         # Cut at speaker turns as it completes; the done event's segments keep these labels.
-        parts = await service.split_speakers(prepared, result) if text else [result]
+        parts = await service.split_speakers(prepared, item) if text else [item]
         collected += parts
         if not text:
             continue
-        # Deltas concatenate to the done text: all but the first start with a space.
-        prefix = " " if any(clean_text(r.text) for r in collected[: -len(parts)]) else ""
-        yield "transcription.text.delta", {"text": prefix + text}
         chunks = []
         for part in parts:
             if reply.params.wants_words:

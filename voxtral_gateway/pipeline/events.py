@@ -1,6 +1,6 @@
 """OpenAI transcription stream events as server-sent events.
 
-`transcript.text.delta` carries each segment's text as soon as it is next in file order;
+`transcript.text.delta` carries the engine's token deltas of the segment next in file order;
 `transcript.text.done` carries the whole text and usage. The extra `segment` object on deltas
 (index, count, start, end) lets progress bars count; OpenAI's SDK ignores unknown fields. A
 long file is segmented a chunk at a time while earlier segments are transcribed, so `count`
@@ -15,13 +15,16 @@ from typing import Any
 
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
 from voxtral_gateway.pipeline.render import usage
+from voxtral_gateway.pipeline.token_stream import TextDelta
 
 
 def format_sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-def delta_payload(result: SegmentResult, *, text: str, segment_count: int) -> dict[str, Any]:
+def delta_payload(
+    result: SegmentResult | TextDelta, *, text: str, segment_count: int
+) -> dict[str, Any]:
     """The delta event as a dict (SSE here; JSON stream items in the RunPod worker)."""
     return {
         "type": "transcript.text.delta",

@@ -12,6 +12,7 @@ from voxtral_gateway.pipeline.head_start import cancel_unawaited
 from voxtral_gateway.pipeline.records import Segment
 from voxtral_gateway.pipeline.speakers import SpeakerTrack
 from voxtral_gateway.pipeline.stream import ChunkSegments
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas
 
 
 class PreparedAudio:
@@ -29,6 +30,7 @@ class PreparedAudio:
         on_chunk: list[Callable[[ChunkSegments], None]],
         speculative_answer: asyncio.Task[EngineAnswer] | None = None,
         speakers: SpeakerTrack | None = None,
+        speculative_deltas: SegmentDeltas | None = None,
     ) -> None:
         self._chunks = chunks
         self.speakers = speakers
@@ -36,6 +38,8 @@ class PreparedAudio:
         self.speculative_answer = speculative_answer
         """The engine's answer for the whole clip, asked before VAD ran and kept because VAD
         found it to be the one segment (the head start, head_start.py)."""
+        self.speculative_deltas = speculative_deltas
+        """Its token deltas (key 0), when the request streams tokens."""
         self._ready: collections.deque[Segment] = collections.deque()
         self._on_chunk = on_chunk
         self.duration_s = 0.0

@@ -13,12 +13,14 @@ import asyncio
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from voxtral_gateway.engine_calls import EngineAnswer, Task
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, Segment, SegmentResult, Word
-from voxtral_gateway.upstream import UpstreamPool, UpstreamRequest
+from voxtral_gateway.pipeline.token_stream import SegmentDeltas, TextDelta
+from voxtral_gateway.upstream import DeltaSink, UpstreamPool, UpstreamRequest
 
 
 @dataclass(frozen=True)
@@ -68,21 +70,34 @@ async def transcribe_segments(
     time_words: WordTimer | None = None,
     detect_language: LanguageDetection | None = None,
     choose_language: LanguageDetection | None = None,
-) -> AsyncIterator[SegmentResult]:
+    stream_tokens: bool = False,
+) -> AsyncIterator[SegmentResult | TextDelta]:
     """Yield one `SegmentResult` per segment, in index order, as soon as each is next in line.
 
     With `time_words`, each segment's words are timed as soon as its text arrives, while its
     samples are still at hand (they are dropped once the segment is done). With
-    `choose_language`, a segment with no language given is sent in the one it picks."""
+    `choose_language`, a segment with no language given is sent in the one it picks. With
+    `stream_tokens`, each result is preceded by its segment's engine deltas (`TextDelta`),
+    live for the segment next in line, buffered for later ones until their turn."""
     source = aiter(segments) if isinstance(segments, AsyncIterable) else _async(segments)
     request_slots = asyncio.Semaphore(per_request_limit)
+    deltas = SegmentDeltas() if stream_tokens else None
 
     async def _run(segment: Segment) -> SegmentResult:
         try:
-            chosen = await with_chosen_language(options, segment.samples, choose_language)
-            answer = await transcribe_samples(
-                segment.samples, upstream, budget=budget, options=chosen, global_slots=global_slots
-            )
+            try:
+                chosen = await with_chosen_language(options, segment.samples, choose_language)
+                answer = await transcribe_samples(
+                    segment.samples,
+                    upstream,
+                    budget=budget,
+                    options=chosen,
+                    global_slots=global_slots,
+                    on_delta=partial(deltas.push, segment.index) if deltas else None,
+                )
+            finally:
+                if deltas is not None:
+                    deltas.close(segment.index)  # its text is complete: the next one's turn
             # Inside the request slot: segments waiting to be timed stay bounded in memory.
             return await segment_result(segment, answer, chosen, detect_language, time_words)
         finally:
@@ -91,7 +106,9 @@ async def transcribe_segments(
     # The TaskGroup cancels the siblings when one segment fails or the consumer goes away.
     try:
         async with asyncio.TaskGroup() as group:
-            started: asyncio.Queue[asyncio.Task[SegmentResult] | None] = asyncio.Queue()
+            # The segment's place (not its samples: they must not outlive its call) and call.
+            started: asyncio.Queue[tuple[TextDelta, asyncio.Task[SegmentResult]] | None]
+            started = asyncio.Queue()
 
             async def _start_each() -> None:
                 while True:
@@ -100,10 +117,15 @@ async def transcribe_segments(
                     if segment is None:
                         started.put_nowait(None)
                         return
-                    started.put_nowait(group.create_task(_run(segment)))
+                    place = TextDelta(segment.index, segment.start_s, segment.end_s, "")
+                    started.put_nowait((place, group.create_task(_run(segment))))
 
             group.create_task(_start_each())
-            while (task := await started.get()) is not None:
+            while (item := await started.get()) is not None:
+                place, task = item
+                if deltas is not None:
+                    async for text, language in deltas.deltas(place.index):
+                        yield replace(place, text=text, language=language)
                 yield await task
     except BaseExceptionGroup as group_error:
         # Report the first real failure, not a group: the error handlers map single errors.
@@ -126,8 +148,10 @@ async def transcribe_samples(
     budget: TokenBudget,
     options: DecodingOptions,
     global_slots: asyncio.Semaphore,
+    on_delta: DeltaSink | None = None,
 ) -> EngineAnswer:
-    """One engine call for `samples` (a segment, or a whole clip), inside a global slot."""
+    """One engine call for `samples` (a segment, or a whole clip), inside a global slot;
+    `on_delta` gets the engine's text deltas as they stream (the call streams only then)."""
     async with global_slots:
         return await upstream.answer(
             UpstreamRequest(
@@ -139,7 +163,8 @@ async def transcribe_samples(
                 count_tokens=options.count_tokens,
                 task=options.task,
                 detailed=options.detailed,
-            )
+            ),
+            on_delta,
         )
 
 

@@ -15,7 +15,6 @@ from fastapi import Request
 from voxtral_gateway.admission import Ticket
 from voxtral_gateway.metrics import RequestRecord
 from voxtral_gateway.pipeline.prepared import PreparedAudio
-from voxtral_gateway.pipeline.records import SegmentResult
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,16 +64,14 @@ async def finish_request(
     await request.close()
 
 
-async def until_client_leaves(
-    request: Request, results: AsyncIterator[SegmentResult]
-) -> AsyncIterator[SegmentResult]:
+async def until_client_leaves(request: Request, results: AsyncIterator[T]) -> AsyncIterator[T]:
     """Pass results through; if the client disconnects first, cancel the fan-out at once.
 
     Without this, a gone client is noticed only when the next event fails to send, which for
     a long segment can be a minute away, while the engine keeps working for nobody. One task
     drives the fan-out from start to end: its TaskGroup must live and die in one task.
     """
-    queue: asyncio.Queue[SegmentResult | Exception | None] = asyncio.Queue()
+    queue: asyncio.Queue[T | Exception | None] = asyncio.Queue()
 
     async def _drive() -> None:
         try:
