@@ -136,17 +136,22 @@ def test_stream_sends_segments_with_speakers(client, dialogue) -> None:
     labels = speaker_of_each_turn(segments, turns)
     assert labels[0::2] == [labels[0]] * 3 and labels[1::2] == [labels[1]] * 3
     assert labels[0] != labels[1]
-    # The engine's token deltas stream live; each segment's event follows its deltas.
+    # The engine's token deltas stream live; a window's text is followed by its segments, cut
+    # at speaker turns, whose texts join to what its deltas said.
     deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
-    assert len(deltas) > 3 * len(segments)
     assert "".join(deltas) == events[-1].text
-    between, texts = "", []
-    for event in events:
-        if event.type == "transcript.text.delta":
-            between += event.delta
-        elif event.type == "transcript.text.segment":
-            texts, between = [*texts, between.strip()], ""
-    assert texts == [s.text for s in segments]
+    said, cut, groups = "", [], []
+    for event in [*events, None]:
+        is_segment = event is not None and event.type == "transcript.text.segment"
+        if is_segment:
+            cut.append(event.text)
+        elif cut:
+            groups.append((said.split(), " ".join(cut).split()))
+            said, cut = "", []
+        if event is not None and event.type == "transcript.text.delta":
+            said += event.delta
+    assert groups and all(words == segment_words for words, segment_words in groups)
+    assert len(deltas) > 3 * len(groups)  # tokens, not one delta per window
 
 
 def test_cli_prints_each_turn_with_its_speaker(whisper_gateway, dialogue) -> None:
