@@ -143,8 +143,9 @@ class RealtimeSettings(BaseModel):
     min_interim_audio_s: float = Field(0.8, ge=0)
     """Open utterances shorter than this (seconds) get no interim transcription."""
     max_interims_in_flight: int = Field(2, ge=1)
-    """Interim re-transcriptions running at once across all sessions; when all are busy a
-    session skips its interim tick, so under load interims thin out before finals queue."""
+    """Interim re-transcriptions running at once across all sessions of one worker process;
+    when all are busy a session skips its interim tick, so under load interims thin out before
+    finals queue."""
     passthrough_url: str | None = None
     """Base URL (`ws://host:port`, no `/v1`) of a vLLM Voxtral Realtime engine to bridge to
     instead of transcribing utterances over HTTP; None uses `upstream_urls`."""
