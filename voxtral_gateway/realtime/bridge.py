@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import websockets
@@ -42,6 +42,8 @@ def _pcm16_b64(samples: np.ndarray) -> str:
 
 class BridgeTranscriber:
     """Each utterance becomes one generation on a long-lived engine WebSocket."""
+
+    mode: Literal["turns", "streaming"] = "streaming"
 
     def __init__(
         self, base_url: str, model: str | None, emit: Emit, api_key: str | None = None

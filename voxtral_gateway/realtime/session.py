@@ -112,7 +112,14 @@ class RealtimeSession:
         )
 
     async def start(self) -> None:
-        await self._emit(server_event("session.created", session=self.config.as_ga()))
+        # `transcription_mode` is ours, outside OpenAI's schema (its SDK keeps unknown keys).
+        await self._emit(
+            server_event(
+                "session.created",
+                session=self.config.as_ga(),
+                transcription_mode=self.transcriber.mode,
+            )
+        )
 
     async def handle(self, event: ClientEvent) -> None:
         match event.type:

@@ -51,6 +51,10 @@ _T = TypeVar("_T")
 class UtteranceTranscriber(Protocol):
     """Receives one utterance at a time; emits delta/completed events for it."""
 
+    mode: Literal["turns", "streaming"]
+    """`turns`: each utterance is transcribed after it ends; `streaming`: a streaming model
+    emits deltas while the audio arrives. `session.created` reports it (the page shows it)."""
+
     async def begin(self, item_id: str, samples: np.ndarray) -> None: ...
     async def extend(self, samples: np.ndarray) -> None: ...
     async def end(self) -> None:
@@ -127,6 +131,8 @@ class _Utterance:
 class EngineTranscriber:
     """Utterances to the HTTP engines: interim re-transcriptions, then one final call (made
     speculatively when speech pauses)."""
+
+    mode: Literal["turns", "streaming"] = "turns"
 
     def __init__(
         self,

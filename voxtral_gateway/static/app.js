@@ -28,10 +28,25 @@ function toBase64(buffer) {
   return btoa(binary);
 }
 
+// What the server's `session.created` says about how it transcribes (`transcription_mode`).
+const MODES = {
+  streaming: "streaming model: text grows while you speak",
+  turns: "turn-based: each turn is transcribed when you pause",
+};
+
+function showMode(mode) {
+  $("mode").dataset.mode = mode || "";
+  $("mode").textContent = MODES[mode] || "";
+}
+
+// Each line's state lives in data-state (speech → transcribing → completed | failed) and
+// data-deltas (deltas shown before it completed), so tests can read the page, not the words.
 function item(id, startMs) {
   if (!items.has(id)) {
     const li = document.createElement("li");
     li.dataset.itemId = id;
+    li.dataset.state = "speech";
+    li.dataset.deltas = "0";
     li.innerHTML = '<span class="time"></span><span class="text pending">…</span>';
     $("lines").appendChild(li);
     items.set(id, { li, interim: "" });
@@ -44,6 +59,9 @@ function item(id, startMs) {
 function onEvent(event) {
   switch (event.type) {
     case "session.created":
+      showMode(event.transcription_mode);
+      setStatus("listening");
+      break;
     case "session.updated":
       setStatus("listening");
       break;
@@ -52,16 +70,24 @@ function onEvent(event) {
       setStatus("speech");
       break;
     case "input_audio_buffer.speech_stopped":
+      if (items.has(event.item_id)) items.get(event.item_id).li.dataset.state = "transcribing";
       setStatus("transcribing");
       break;
     case "conversation.item.input_audio_transcription.delta": {
+      // Live text in the line itself: a streaming model's deltas, or turn-based interims.
       const entry = item(event.item_id);
+      if (entry.li.dataset.state === "completed") break;
       entry.interim += event.delta;
+      entry.li.dataset.deltas = String(Number(entry.li.dataset.deltas) + 1);
+      const text = entry.li.querySelector(".text");
+      text.textContent = entry.interim;
+      text.className = "text live";
       $("interim").textContent = entry.interim;
       break;
     }
     case "conversation.item.input_audio_transcription.completed": {
       const entry = item(event.item_id);
+      entry.li.dataset.state = "completed";
       const text = entry.li.querySelector(".text");
       text.textContent = event.transcript || "(no speech)";
       text.className = "text final";
@@ -69,9 +95,12 @@ function onEvent(event) {
       setStatus("listening");
       break;
     }
-    case "conversation.item.input_audio_transcription.failed":
-      item(event.item_id).li.querySelector(".text").textContent = `failed: ${event.error.message}`;
+    case "conversation.item.input_audio_transcription.failed": {
+      const entry = item(event.item_id);
+      entry.li.dataset.state = "failed";
+      entry.li.querySelector(".text").textContent = `failed: ${event.error.message}`;
       break;
+    }
     case "error":
       setStatus(`error: ${event.error.message}`, true);
       break;
