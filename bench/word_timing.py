@@ -134,8 +134,8 @@ def run_reference(model: str, cache_dir: Path, seeds: int) -> dict[str, object]:
 
 async def run_engine(engine_url: str, model: str, cache_dir: Path, seeds: int) -> dict:
     """The gateway's pipeline in-process (VAD, engine, aligner), English clips."""
+    from voxtral_gateway.options import TranscriptionOptions
     from voxtral_gateway.runtime import open_runtime
-    from voxtral_gateway.service import TranscriptionOptions
     from voxtral_gateway.settings import AlignSettings, Settings
 
     settings = Settings(
@@ -162,8 +162,8 @@ async def run_engine(engine_url: str, model: str, cache_dir: Path, seeds: int) -
 async def run_long_request(engine_url: str, model: str, cache_dir: Path, minutes: float) -> dict:
     """Wall time of one long request through the pipeline, without and with word timing."""
     from tests.fixtures.audio import SENTENCES, compose_speech, synthesize
+    from voxtral_gateway.options import TranscriptionOptions
     from voxtral_gateway.runtime import open_runtime
-    from voxtral_gateway.service import TranscriptionOptions
     from voxtral_gateway.settings import AlignSettings, Settings
 
     samples, _ = compose_speech(minutes * 60, [synthesize(t) for t in SENTENCES], SENTENCES)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -26,9 +26,10 @@ import numpy as np
 
 from voxtral_gateway.engine_calls import EngineAnswer, Task
 from voxtral_gateway.languages import supported_languages, validate_language
+from voxtral_gateway.options import TranscriptionOptions
 from voxtral_gateway.pipeline.cues import CueLimits
 from voxtral_gateway.pipeline.decode import AudioSource, decode_blocks
-from voxtral_gateway.pipeline.events import delta_payload, done_payload
+from voxtral_gateway.pipeline.events import openai_events
 from voxtral_gateway.pipeline.head_start import SpeculativeWholeClip
 from voxtral_gateway.pipeline.ingest import resolve_audio_source
 from voxtral_gateway.pipeline.prepared import PreparedAudio
@@ -39,11 +40,11 @@ from voxtral_gateway.pipeline.records import (
     Transcript,
     Word,
 )
-from voxtral_gateway.pipeline.render import diarized_segment, render_transcript
+from voxtral_gateway.pipeline.render import render_transcript
 from voxtral_gateway.pipeline.segment import vad_params
 from voxtral_gateway.pipeline.speaker_encoder import SpeakersUnavailableError
-from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerTrack, read_speaker_request
-from voxtral_gateway.pipeline.stitch import clean_text, stitch
+from voxtral_gateway.pipeline.speakers import SpeakerTrack, read_speaker_request
+from voxtral_gateway.pipeline.stitch import stitch
 from voxtral_gateway.pipeline.stream import (
     ChunkSegments,
     FixedWindowSegmenter,
@@ -67,32 +68,6 @@ from voxtral_gateway.protocol import TranscriptionRequest
 
 if TYPE_CHECKING:
     from voxtral_gateway.runtime import Runtime
-
-
-@dataclass(frozen=True)
-class TranscriptionOptions:
-    """Per-request choices, already validated."""
-
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float | None = None
-    use_vad: bool = True
-    vad_overrides: dict[str, float | int] | None = None
-    count_tokens: bool = False
-    """Have the engine report token counts (Transcript.usage), e.g. for Mistral's `usage`."""
-    speakers: SpeakerRequest | None = None
-    """Label segments by speaker (pipeline/speakers.py); None: no speaker stage."""
-    word_timestamps: bool = False
-    """Time every word (pipeline/align.py); needs the `align` extra."""
-    max_segment_s: float | None = None
-    """Shorter segments than the settings' (subtitle cues without word timings)."""
-    task: Task = "transcribe"
-    """`translate`: English text whatever was spoken."""
-    detailed: bool = False
-    """The response reports the detected language and per-segment statistics (verbose_json,
-    Mistral's `language`)."""
-    stream_tokens: bool = False
-    """Stream the engine's token deltas (`segment_results` yields `TextDelta`s too)."""
 
 
 class TranscriptionService:
@@ -423,23 +398,11 @@ class TranscriptionService:
         results: AsyncIterator[SegmentResult | TextDelta] | None = None,
         on_result: Callable[[SegmentResult], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI's stream events as dicts: `transcript.text.delta`s in file order (the
-        engine's token deltas when streamed; they concatenate to the done text), then
-        `transcript.text.done`. With speakers, each segment's text is followed by OpenAI's
-        `transcript.text.segment`s (the segment cut at speaker turns as it completes)."""
-        segments_sent = 0
+        """OpenAI's stream events as dicts (pipeline/events.openai_events) of `text_stream`."""
         stream = self.text_stream(prepared, options, results=results, on_result=on_result)
-        async for item in stream:
-            if isinstance(item, TextDelta):
-                yield delta_payload(item, text=item.text, segment_count=prepared.segment_count)
-            elif isinstance(item, SegmentResult):
-                text = clean_text(item.text)
-                if text and prepared.speakers is not None:
-                    for part in await self.split_speakers(prepared, replace(item, text=text)):
-                        yield diarized_segment(part, segments_sent)
-                        segments_sent += 1
-            else:
-                yield done_payload(item)
+        split = None if prepared.speakers is None else partial(self.split_speakers, prepared)
+        async for event in openai_events(stream, split, segment_count=prepared.segment_count):
+            yield event
 
     async def split_speakers(
         self, prepared: PreparedAudio, result: SegmentResult

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import random
 import time
-import uuid
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -37,6 +34,13 @@ from voxtral_gateway.engine_calls import (
     language_probe_call,
     parse_answer,
 )
+from voxtral_gateway.engine_wire import (
+    encode_multipart,
+    encode_wav,
+    parse_counted_stream,
+    read_stream,
+    upstream_message,
+)
 from voxtral_gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -45,8 +49,7 @@ from voxtral_gateway.errors import (
     UpstreamUnavailableError,
 )
 from voxtral_gateway.languages import EngineFamily, engine_family
-from voxtral_gateway.pipeline.pcm16 import to_pcm16
-from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ, TokenUsage
+from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -290,14 +293,14 @@ class UpstreamPool:
             ) as response:
                 status = response.status
                 if status == 200 and call.streamed and on_delta is not None:
-                    answer = await _read_stream(response, on_delta, want_usage=call.counts_tokens)
+                    answer = await read_stream(response, on_delta, want_usage=call.counts_tokens)
                     return replace(answer, temperature=call.temperature)
                 payload = await response.read()
         if status in _RETRY_STATUSES:
-            raise _RetryableStatusError(status, _upstream_message(payload))
+            raise _RetryableStatusError(status, upstream_message(payload))
         if 400 <= status < 500:
             # The engine refused the parameters we forwarded (e.g. an unknown language).
-            message = _upstream_message(payload)
+            message = upstream_message(payload)
             raise InvalidRequestError(f"The model rejected the request: {message}")
         if status != 200:
             raise UpstreamError(f"Engine answered HTTP {status}.")
@@ -344,80 +347,6 @@ def _with_language(on_delta: DeltaSink, language: str | None, text: str) -> None
     on_delta(text, language)
 
 
-async def _read_stream(
-    response: aiohttp.ClientResponse, on_delta: Callable[[str], None], *, want_usage: bool
-) -> EngineAnswer:
-    """vLLM's event stream, read as it arrives: each text delta is handed on; the whole text
-    (and the usage chunk, when asked for) is returned."""
-    stream = _EngineStream()
-    async for line in response.content:
-        if (text := stream.feed(line.decode("utf-8", "replace"))) is None:
-            break
-        if text:
-            on_delta(text)
-    return stream.answer(want_usage=want_usage)
-
-
-class _EngineStream:
-    """vLLM's SSE (`transcription.chunk` / `translation.chunk` deltas, then a usage chunk with
-    `stream_include_usage`), one line at a time; shared by the whole-body and live readers."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.usage: TokenUsage | None = None
-
-    def feed(self, line: str) -> str | None:
-        """The line's text delta ("" for none); None at `[DONE]`."""
-        if not line.startswith("data:"):
-            return ""
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return None
-        try:
-            chunk = json.loads(data)
-            if "error" in chunk:  # a failure after vLLM's 200 travels as an event
-                raise UpstreamError(f"Engine failed mid-answer: {_upstream_message(data.encode())}")
-            text = "".join(
-                choice.get("delta", {}).get("content") or ""
-                for choice in chunk.get("choices") or ()
-            )
-            if chunk.get("usage"):
-                reported = chunk["usage"]
-                self.usage = TokenUsage(
-                    int(reported["prompt_tokens"]), int(reported["completion_tokens"])
-                )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UpstreamError("Engine answered with a malformed stream.") from exc
-        self.parts.append(text)
-        return text
-
-    def answer(self, *, want_usage: bool) -> EngineAnswer:
-        if want_usage and self.usage is None:
-            raise UpstreamError("Engine reported no token usage.")
-        return EngineAnswer("".join(self.parts), self.usage)
-
-
-def parse_counted_stream(payload: bytes) -> EngineAnswer:
-    """vLLM's whole SSE answer -> text and tokens. Read whole, not event by event, when nobody
-    wants the deltas: a segment's answer is small and the caller wants all of it."""
-    stream = _EngineStream()
-    for line in payload.decode("utf-8").splitlines():
-        if stream.feed(line) is None:
-            break
-    return stream.answer(want_usage=True)
-
-
-def _upstream_message(payload: bytes) -> str:
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        return payload[:200].decode("utf-8", "replace")
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message", ""))[:500]
-    return str(body.get("message") or body.get("detail") or body)[:500]
-
-
 @contextlib.contextmanager
 def _mapped_errors(base_url: str) -> Iterator[None]:
     """aiohttp failures -> 503 (cannot connect) / 504 (too slow) / 502 (broken exchange)."""
@@ -434,36 +363,3 @@ def _mapped_errors(base_url: str) -> Iterator[None]:
         raise UpstreamUnavailableError("The speech engine cannot be reached.") from exc
     except aiohttp.ClientError as exc:
         raise UpstreamError("The exchange with the speech engine failed.") from exc
-
-
-def encode_multipart(fields: dict[str, str], wav: bytes) -> tuple[bytes, str]:
-    """The form and the WAV as one body: httpx's streamed multipart costs ~40 socket writes
-    (and event-loop round trips) per segment, one bytes object costs one."""
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="segment.wav"\r\nContent-Type: audio/wav\r\n\r\n'.encode()
-    )
-    body = b"".join([*parts, wav, f"\r\n--{boundary}--\r\n".encode()])
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def encode_wav(samples: np.ndarray) -> bytes:
-    """16-bit PCM WAV at 16 kHz: the smallest lossless form every engine decodes without ffmpeg.
-
-    Scaled by 32768 (libsndfile's rule, and the inverse of its int16 -> float read, so a PCM16
-    upload reaches the engine bit for bit). numpy + the stdlib `wave` writer take ~0.04 ms for
-    5 s where soundfile's per-sample conversion took ~0.3 ms, on the event loop.
-    """
-    pcm = to_pcm16(samples)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE_HZ)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()

@@ -13,9 +13,9 @@ import pytest
 
 from tests.fixtures.audio import SAMPLE_RATE_HZ, synthesize
 from voxtral_gateway.errors import InvalidRequestError
+from voxtral_gateway.options import TranscriptionOptions
 from voxtral_gateway.pipeline.align import WordAligner, split_words
 from voxtral_gateway.pipeline.word_timing import with_word_timing
-from voxtral_gateway.service import TranscriptionOptions
 from voxtral_gateway.settings import SubtitleSettings
 from voxtral_gateway.whisper_ct2 import ModelNotFoundError, ct2_model_dir
 

@@ -9,12 +9,12 @@ import pytest
 from mistralai.client import models as sdk
 from pydantic import ValidationError
 
+from voxtral_gateway.engine_wire import parse_counted_stream
 from voxtral_gateway.errors import UpstreamError
 from voxtral_gateway.mistral import protocol, render
 from voxtral_gateway.mistral.protocol import MistralTranscriptionRequest, mistral_error_body
 from voxtral_gateway.pipeline.records import SegmentResult, TokenUsage, Transcript, Word
 from voxtral_gateway.pipeline.stitch import stitch
-from voxtral_gateway.upstream import parse_counted_stream
 
 # Shape of vLLM 0.32's answer to `stream=true, stream_include_usage=true` (Whisper tiny.en).
 VLLM_STREAM = (

@@ -9,7 +9,7 @@ import io
 import numpy as np
 import soundfile as sf
 
-from voxtral_gateway.upstream import encode_multipart, encode_wav
+from voxtral_gateway.engine_wire import encode_multipart, encode_wav
 
 
 def test_multipart_body_parses_back_to_fields_and_wav() -> None:

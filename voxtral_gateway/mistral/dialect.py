@@ -10,6 +10,7 @@ from typing import Any
 
 from voxtral_gateway.mistral import render
 from voxtral_gateway.mistral.protocol import MistralTranscriptionRequest
+from voxtral_gateway.options import TranscriptionOptions
 from voxtral_gateway.pipeline.ingest import validate_model
 from voxtral_gateway.pipeline.prepared import PreparedAudio
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
@@ -18,7 +19,7 @@ from voxtral_gateway.pipeline.speakers import SpeakerRequest, SpeakerStage, read
 from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.pipeline.token_stream import TextDelta
 from voxtral_gateway.pipeline.word_timing import with_word_timing
-from voxtral_gateway.service import TranscriptionOptions, TranscriptionService
+from voxtral_gateway.service import TranscriptionService
 from voxtral_gateway.settings import Settings
 
 MistralEvent = tuple[str, dict[str, Any]]

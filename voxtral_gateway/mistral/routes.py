@@ -36,6 +36,7 @@ from voxtral_gateway.mistral.protocol import (
     MistralTranscriptionRequest,
     mistral_error_body,
 )
+from voxtral_gateway.options import TranscriptionOptions
 from voxtral_gateway.pipeline.ingest import read_fields
 from voxtral_gateway.pipeline.prepared import PreparedAudio
 from voxtral_gateway.routes.lifecycle import (
@@ -46,7 +47,7 @@ from voxtral_gateway.routes.lifecycle import (
     until_client_leaves,
 )
 from voxtral_gateway.routes.schema import body_schema
-from voxtral_gateway.service import TranscriptionOptions, TranscriptionService
+from voxtral_gateway.service import TranscriptionService
 
 logger = logging.getLogger(__name__)
 

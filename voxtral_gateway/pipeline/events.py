@@ -11,10 +11,13 @@ VOXTRAL_VAD__CHUNK_S).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from voxtral_gateway.pipeline.records import SegmentResult, Transcript
-from voxtral_gateway.pipeline.render import usage
+from voxtral_gateway.pipeline.render import diarized_segment, usage
+from voxtral_gateway.pipeline.stitch import clean_text
 from voxtral_gateway.pipeline.token_stream import TextDelta
 
 
@@ -56,3 +59,28 @@ def error_event(error_body: dict[str, Any]) -> str:
 
 
 DONE_MARKER = "data: [DONE]\n\n"
+
+
+async def openai_events(
+    stream: AsyncIterator[TextDelta | SegmentResult | Transcript],
+    split_speakers: Callable[[SegmentResult], Awaitable[list[SegmentResult]]] | None,
+    *,
+    segment_count: int,
+) -> AsyncIterator[dict[str, Any]]:
+    """OpenAI's stream events as dicts, from the service's `text_stream`:
+    `transcript.text.delta`s in file order (the engine's token deltas when streamed; they
+    concatenate to the done text), then `transcript.text.done`. With `split_speakers`, each
+    segment's text is followed by OpenAI's `transcript.text.segment`s (the segment cut at
+    speaker turns as it completes)."""
+    segments_sent = 0
+    async for item in stream:
+        if isinstance(item, TextDelta):
+            yield delta_payload(item, text=item.text, segment_count=segment_count)
+        elif isinstance(item, SegmentResult):
+            text = clean_text(item.text)
+            if text and split_speakers is not None:
+                for part in await split_speakers(replace(item, text=text)):
+                    yield diarized_segment(part, segments_sent)
+                    segments_sent += 1
+        else:
+            yield done_payload(item)

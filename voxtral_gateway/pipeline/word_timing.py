@@ -26,7 +26,7 @@ from voxtral_gateway.settings import AlignSettings, SubtitleSettings
 from voxtral_gateway.whisper_ct2 import ModelNotFoundError, ct2_model_dir
 
 if TYPE_CHECKING:
-    from voxtral_gateway.service import TranscriptionOptions
+    from voxtral_gateway.options import TranscriptionOptions
 
 
 class OnDemandAligner:

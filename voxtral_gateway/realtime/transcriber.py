@@ -26,10 +26,10 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from voxtral_gateway.errors import GatewayError
+from voxtral_gateway.options import TranscriptionOptions
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.realtime.protocol import Transcription, error_event, server_event
 from voxtral_gateway.runtime import Runtime
-from voxtral_gateway.service import TranscriptionOptions
 
 logger = logging.getLogger(__name__)
 

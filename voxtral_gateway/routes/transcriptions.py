@@ -19,6 +19,7 @@ from voxtral_gateway.deps import AudioChargeDep, RuntimeDep, SettingsDep
 from voxtral_gateway.engine_calls import Task
 from voxtral_gateway.errors import GatewayError, error_body, gateway_error_body
 from voxtral_gateway.metrics import RequestRecord
+from voxtral_gateway.options import TranscriptionOptions
 from voxtral_gateway.pipeline.events import DONE_MARKER, error_event, format_sse
 from voxtral_gateway.pipeline.ingest import read_transcription_request
 from voxtral_gateway.pipeline.prepared import PreparedAudio
@@ -33,7 +34,7 @@ from voxtral_gateway.routes.lifecycle import (
     until_client_leaves,
 )
 from voxtral_gateway.routes.schema import ERROR_RESPONSES, body_schema
-from voxtral_gateway.service import TranscriptionOptions, TranscriptionService
+from voxtral_gateway.service import TranscriptionService
 from voxtral_gateway.settings import Settings
 
 if TYPE_CHECKING:
