@@ -46,6 +46,9 @@ class EngineAnswer:
     temperature: float | None = None
     avg_logprob: float | None = None
     tokens: tuple[int, ...] | None = None
+    timed_until_s: float | None = None
+    """verbose_json only: where its last closed timestamp pair ends (0.0 for none). vLLM keeps
+    only the text inside closed pairs, so audio after this point may have lost its text."""
 
 
 @dataclass(frozen=True)
@@ -183,4 +186,5 @@ def _verbose_answer(body: dict[str, Any], temperature: float) -> EngineAnswer:
         temperature=float(reported) if reported is not None else temperature,
         avg_logprob=avg_logprob,
         tokens=tokens if segments else None,
+        timed_until_s=float(segments[-1]["end"]) if segments else 0.0,
     )
