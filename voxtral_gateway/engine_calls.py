@@ -186,5 +186,12 @@ def _verbose_answer(body: dict[str, Any], temperature: float) -> EngineAnswer:
         temperature=float(reported) if reported is not None else temperature,
         avg_logprob=avg_logprob,
         tokens=tokens if segments else None,
-        timed_until_s=float(segments[-1]["end"]) if segments else 0.0,
+        timed_until_s=_timed_until_s(segments),
     )
+
+
+def _timed_until_s(segments: list[dict[str, Any]]) -> float | None:
+    if not segments:
+        return 0.0
+    end = segments[-1].get("end")
+    return float(end) if end is not None else None
