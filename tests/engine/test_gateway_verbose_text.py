@@ -33,7 +33,7 @@ def test_verbose_json_keeps_the_text_vllm_leaves_untimed(whisper_gateway) -> Non
             http.post(
                 "/v1/audio/transcriptions",
                 files={"file": ("four.wav", wav_bytes(audio), "audio/wav")},
-                # Unsplit and untrimmed (one window, as the engine hears the file), the clip shows it.
+                # Unsplit, untrimmed (one window, as the engine hears the file): the loss shows.
                 data={"model": "w", "response_format": "verbose_json", "vad_filter": "false"},
             )
             .raise_for_status()
