@@ -16,9 +16,10 @@ from typing import Literal
 
 from voxtral_gateway.engine_calls import EngineAnswer
 
-# Whisper tiny.en's last end timestamp sits up to about half a second from the true speech
-# end, and a VAD window carries 0.2 s of padding; audio left untimed past this may have held
-# words (a short "Yes." is about 0.5 s, so the check errs towards asking again).
+# A VAD window ends 0.2 s after its speech and Whisper's timestamps are coarse; more untimed
+# audio than this may have held words. Chosen, not tuned: on the bench dialogues every window
+# it sent back got more words from json (bench/results/cpu-verbose-text). A lost tail shorter
+# than this (a lone "Yes.") is not caught.
 UNTIMED_TAIL_TOLERANCE_S = 1.0
 
 FallbackOutcome = Literal["recovered", "kept"]
