@@ -48,6 +48,9 @@ class EngineAnswer:
     tokens: tuple[int, ...] | None = None
     phrases: tuple[Word, ...] = ()
     """Whisper's timed pieces of the text (verbose_json segments), in seconds of the audio sent."""
+    timed_until_s: float | None = None
+    """verbose_json only: where its last closed timestamp pair ends (0.0 for none). vLLM keeps
+    only the text inside closed pairs, so audio after this point may have lost its text."""
 
 
 @dataclass(frozen=True)
@@ -200,4 +203,12 @@ def _verbose_answer(body: dict[str, Any], temperature: float) -> EngineAnswer:
             for s in segments
             if str(s.get("text") or "").strip() and "start" in s and "end" in s
         ),
+        timed_until_s=_timed_until_s(segments),
     )
+
+
+def _timed_until_s(segments: list[dict[str, Any]]) -> float | None:
+    if not segments:
+        return 0.0
+    end = segments[-1].get("end")
+    return float(end) if end is not None else None

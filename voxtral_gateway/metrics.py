@@ -103,6 +103,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.verbose_fallbacks = Counter(
+            "voxtral_verbose_text_fallbacks",
+            "Whisper verbose_json answers that may have dropped text, asked again as json, by"
+            " outcome (recovered: the json text replaced it; kept: it held as many words).",
+            ["outcome"],
+            registry=r,
+        )
         self.upstream_seconds = Histogram(
             "voxtral_upstream_seconds",
             "Engine latency per segment.",
@@ -122,6 +129,9 @@ class Metrics:
         everyone = CollectorRegistry()
         MultiProcessCollector(everyone, path=str(self.multiprocess_dir))
         return generate_latest(everyone)
+
+    def observe_verbose_fallback(self, outcome: str) -> None:
+        self.verbose_fallbacks.labels(outcome).inc()
 
     def observe_admission(self, admission: Admission) -> None:
         """Admission's `on_change`: its load, as gauges (this process's share)."""

@@ -94,6 +94,7 @@ async def open_runtime(
     admission.on_change = metrics.observe_admission
     upstream = UpstreamPool.from_settings(client, settings)
     upstream.observe_latency = metrics.upstream_seconds.observe
+    upstream.observe_verbose_fallback = metrics.observe_verbose_fallback
     speaker_stage = None if settings.speakers.backend == "off" else SpeakerStage(settings.speakers)
     try:
         yield Runtime(

@@ -51,6 +51,7 @@ from voxtral_gateway.errors import (
 from voxtral_gateway.languages import EngineFamily, engine_family
 from voxtral_gateway.pipeline.records import SAMPLE_RATE_HZ
 from voxtral_gateway.settings import Settings
+from voxtral_gateway.verbose_text import FallbackOutcome, text_may_be_lost, with_plain_text
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class UpstreamPool:
     engines: list[Engine] = field(default_factory=list)
     observe_latency: Callable[[float], None] | None = None
     """Called with each successful engine call's duration in seconds (metrics)."""
+    observe_verbose_fallback: Callable[[FallbackOutcome], None] | None = None
+    """Called when a verbose_json answer was asked again as json, with the outcome (metrics)."""
 
     @classmethod
     def from_settings(cls, client: aiohttp.ClientSession, settings: Settings) -> UpstreamPool:
@@ -270,6 +273,13 @@ class UpstreamPool:
         )
         sink = partial(_with_language, on_delta, language) if on_delta else None
         answer = await self._post(engine, call, wav, sink)
+        if text_may_be_lost(answer, len(request.samples) / SAMPLE_RATE_HZ):
+            # vLLM's verbose_json drops text outside closed timestamp pairs (verbose_text.py).
+            plain_call = replace(call, form={**(call.form or {}), "response_format": "json"})
+            plain = await self._post(engine, plain_call, wav)
+            answer, outcome = with_plain_text(answer, plain)
+            if self.observe_verbose_fallback is not None:
+                self.observe_verbose_fallback(outcome)
         return replace(answer, language=answer.language or language)
 
     async def _post(
