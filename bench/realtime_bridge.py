@@ -42,6 +42,7 @@ import numpy as np
 import soxr
 import websockets
 
+from bench.corpus import resample
 from bench.realtime_report import machine
 from bench.realtime_streams import (
     OPENAI_RATE_HZ,
@@ -50,7 +51,6 @@ from bench.realtime_streams import (
     build_stream,
     espeak_utterances,
     load_seed,
-    resample,
 )
 from bench.stats import distribution
 from voxtral_gateway.pipeline.pcm16 import from_pcm16, to_pcm16

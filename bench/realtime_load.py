@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import websockets
 
+from bench.corpus import resample
 from bench.realtime_report import engine_alone, machine, render_markdown
 from bench.realtime_streams import (
     OPENAI_RATE_HZ,
@@ -49,7 +50,6 @@ from bench.realtime_streams import (
     build_stream,
     espeak_utterances,
     load_seed,
-    resample,
 )
 from bench.stats import distribution
 

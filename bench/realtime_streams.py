@@ -89,18 +89,6 @@ def build_stream(
     return Stream(samples, spans, texts)
 
 
-def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Band-limited FFT resampling (bench/corpus.py's rule, numpy only)."""
-    if from_hz == to_hz:
-        return samples.astype(np.float32)
-    n_out = round(len(samples) * to_hz / from_hz)
-    spectrum = np.fft.rfft(samples.astype(np.float64))
-    keep = min(len(spectrum), n_out // 2 + 1)
-    resized = np.zeros(n_out // 2 + 1, dtype=np.complex128)
-    resized[:keep] = spectrum[:keep]
-    return (np.fft.irfft(resized, n_out) * (n_out / len(samples))).astype(np.float32)
-
-
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
     """The gateway's rule (voxtral_gateway.pipeline.pcm16): clip, round, little-endian int16."""
     return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype("<i2")
