@@ -1,6 +1,6 @@
 """Where a saturated engine's GPU time goes, from vLLM's torch-profiler trace of a few steps.
 
-    python bench/gpu/profile_trace.py TRACE_DIR [--out summary.txt] [--trim trimmed.json.gz]
+    python bench/gpu/profile_trace.py TRACE_DIR|TRACE [--out summary.txt] [--trim trimmed.json.gz]
 
 Reads every `*.pt.trace.json[.gz]` under TRACE_DIR (vLLM's `--profiler-config` with
 `profiler=torch`, between `POST /start_profile` and `/stop_profile`) and prints:
@@ -85,6 +85,8 @@ def summarise(events: list[dict]) -> str:
                 (e["ts"], e["ts"] + e.get("dur", 0), e["name"][len(PHASE_PREFIX) :])
             )
             steps += e["name"] == PHASE_PREFIX + "forward"
+    if not steps:  # no VLLM_CUSTOM_SCOPES_FOR_PROFILING: count the worker's step annotations
+        steps = sum(e.get("name", "").startswith("execute_context_") for e in events)
     starts = {key: [p[0] for p in sorted(v)] for key, v in phases.items()}
     for value in phases.values():
         value.sort()
@@ -134,11 +136,13 @@ def summarise(events: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trace_dir", type=Path)
+    parser.add_argument("trace_dir", type=Path, help="a folder of traces, or one trace file")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--trim", type=Path, help="write the first engine trace, trimmed, here")
     args = parser.parse_args()
-    paths = sorted(args.trace_dir.rglob("*.pt.trace.json*"))
+    # A file: e.g. a trace-trimmed.json.gz brought back from the device.
+    is_file = args.trace_dir.is_file()
+    paths = [args.trace_dir] if is_file else sorted(args.trace_dir.rglob("*.pt.trace.json*"))
     report, trimmed = [], False
     for path in paths:
         events = load_events(path)

@@ -118,10 +118,10 @@ def attribute(events: list[dict], steps: list[Step]) -> None:
     for kernel in filter(is_kernel, events):
         k_start, k_end = kernel["ts"], kernel["ts"] + kernel.get("dur", 0.0)
         launch = launches.get(kernel.get("args", {}).get("correlation"))
-        if launch is not None:
-            step = step_at(launch["ts"])
-            if step is not None:
-                step.phase_gpu[phase_of(launch["ts"])] += k_end - k_start
+        step = step_at(launch["ts"] if launch else k_start)
+        if step is not None:
+            phase = phase_of(launch["ts"]) if launch else "(no launch record)"
+            step.phase_gpu[phase] += k_end - k_start
         # GPU busy by the kernel's own clock, clipped to each step it overlaps.
         index = max(bisect.bisect_right(starts, k_start) - 1, 0)
         while index < len(steps) and steps[index].start < k_end:
@@ -143,7 +143,6 @@ def anatomy_table(events: list[dict]) -> str:
     attribute(events, steps)
     if not steps:
         return "step anatomy: no execute_context_* annotations (two or more steps) in the trace\n"
-    has_gpu = any(is_kernel(e) for e in events)
     kinds = {
         "new audio": [s for s in steps if s.new_audio],
         "decode only": [s for s in steps if not s.new_audio],
@@ -154,6 +153,7 @@ def anatomy_table(events: list[dict]) -> str:
         key=lambda name: -sum(s.phase_cpu.get(name, 0.0) for s in steps),
     )
     # Rows: (label, CPU-ms getter, GPU-ms getter or None).
+    has_gpu = any(is_kernel(e) for e in events)
     rows = [
         ("step wall (start to next start)", lambda s: s.end - s.start, lambda s: s.gpu_busy),
         ("  execute_model range", lambda s: s.execute_end - s.start, None),
@@ -173,8 +173,9 @@ def anatomy_table(events: list[dict]) -> str:
             None,
         ),
         ("  between steps (outside runner)", lambda s: s.end - s.runner_end, None),
-        ("  GPU idle in step", lambda s: s.end - s.start - s.gpu_busy, None),
     ]
+    if has_gpu:
+        rows.append(("  GPU idle in step", lambda s: s.end - s.start - s.gpu_busy, None))
     new, decode = kinds["new audio"], kinds["decode only"]
     lines = [
         f"step anatomy: {len(new)} steps with new audio ({windows} context requests = new "
