@@ -38,6 +38,9 @@ class Step:
     runner_end: float = 0.0  # end of the last runner annotation in the step
     phase_cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     phase_gpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Other annotations, e.g. the scheduler's `schedule: ...` when it shares the worker's
+    # process (one GPU: vLLM's in-process executor); they nest, so not summed into the step.
+    other_cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     gpu_busy: float = 0.0
 
     @property
@@ -95,13 +98,19 @@ def attribute(events: list[dict], steps: list[Step]) -> None:
 
     phases: list[tuple[float, float, str]] = []
     for e in events:
-        if e.get("cat") == "user_annotation" and e.get("name", "").startswith(PHASE_PREFIX):
-            start, end = e["ts"], e["ts"] + e.get("dur", 0.0)
-            phases.append((start, end, e["name"][len(PHASE_PREFIX) :]))
-            step = step_at(start)
+        name = e.get("name", "")
+        if e.get("cat") != "user_annotation" or STEP_RE.match(name):
+            continue
+        start, end = e["ts"], e["ts"] + e.get("dur", 0.0)
+        step = step_at(start)
+        if not name.startswith(PHASE_PREFIX):
             if step is not None:
-                step.phase_cpu[phases[-1][2]] += end - start
-                step.runner_end = max(step.runner_end, end)
+                step.other_cpu[name[:60]] += end - start
+            continue
+        phases.append((start, end, name[len(PHASE_PREFIX) :]))
+        if step is not None:
+            step.phase_cpu[phases[-1][2]] += end - start
+            step.runner_end = max(step.runner_end, end)
     for step in steps:
         step.runner_end = max(step.runner_end, step.execute_end)
     phases.sort()
@@ -174,6 +183,8 @@ def anatomy_table(events: list[dict]) -> str:
         ),
         ("  between steps (outside runner)", lambda s: s.end - s.runner_end, None),
     ]
+    for name in sorted({name for s in steps for name in s.other_cpu}):
+        rows.append((f"  (other) {name}", lambda s, n=name: s.other_cpu.get(n, 0.0), None))
     if has_gpu:
         rows.append(("  GPU idle in step", lambda s: s.end - s.start - s.gpu_busy, None))
     new, decode = kinds["new audio"], kinds["decode only"]

@@ -60,9 +60,10 @@ LAUNCHES_AND_KERNELS = [
     launch(101, 4), kernel(105, 3, 4),  # B's forward
     kernel(120, 2, 99),  # no launch record: GPU busy, charged by its own start
 ]  # fmt: skip
+SCHEDULE = annotation("schedule: allocate_slots", 90, 4)  # between A and B, outside the runner
 CPU_OP = {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 36e3, "dur": 1}
 UNMATCHED_LAUNCH = launch(80, 1234)
-EVENTS = [*STEPS, *PHASES, *LAUNCHES_AND_KERNELS, CPU_OP, UNMATCHED_LAUNCH]
+EVENTS = [*STEPS, *PHASES, *LAUNCHES_AND_KERNELS, SCHEDULE, CPU_OP, UNMATCHED_LAUNCH]
 
 
 def ms(value: float) -> float:
@@ -90,6 +91,7 @@ def test_phases_get_cpu_time_and_the_gpu_time_of_kernels_they_launched() -> None
     assert {k: ms(v) for k, v in decode.phase_gpu.items()} == {
         "forward": 3, "(no launch record)": 2,
     }  # fmt: skip
+    assert {k: ms(v) for k, v in new.other_cpu.items()} == {"schedule: allocate_slots": 4}
     # The runner ends with bookkeep (after the execute_model range): 38 ms outside it.
     assert ms(new.end - new.runner_end) == 38
     assert ms(decode.end - decode.runner_end) == 16
@@ -120,7 +122,7 @@ def test_a_cpu_only_trace_leaves_the_gpu_columns_empty() -> None:
 def test_trim_keeps_what_the_summaries_read() -> None:
     kept = trim(EVENTS)
     assert CPU_OP not in kept and UNMATCHED_LAUNCH not in kept
-    assert len(kept) == len(STEPS) + len(PHASES) + len(LAUNCHES_AND_KERNELS)
+    assert len(kept) == len(STEPS) + len(PHASES) + len(LAUNCHES_AND_KERNELS) + 1
     assert all("grid" not in e.get("args", {}) and "cbid" not in e.get("args", {}) for e in kept)
     steps = find_steps(kept)
     attribute(kept, steps)
