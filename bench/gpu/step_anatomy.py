@@ -222,7 +222,7 @@ def anatomy_table(events: list[dict]) -> str:
                 if extra:
                     total -= len(new) * _mean(per_kind["decode only"][index])
                 line += f"{total / max(windows, 1) / 1e3:>9.2f}"
-        lines.append(line)
+        lines.append(line.rstrip())
     return "\n".join(lines) + "\n"
 
 
