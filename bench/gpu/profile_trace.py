@@ -157,9 +157,9 @@ def main() -> None:
             with gzip.open(args.trim, "wt") as file:
                 json.dump({"traceEvents": trim(events)}, file, separators=(",", ":"))
     text = "\n".join(report) or f"no engine trace under {args.trace_dir}\n"
-    print(text, end="")
-    if args.out:
+    if args.out:  # before printing: a `| head` reader may close the pipe early
         args.out.write_text(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -241,7 +241,7 @@ run_profile() {  # run_profile NAME KINDS CONCURRENCY REPEAT: a few saturated st
   post "http://127.0.0.1:$ENGINE_PORT/stop_profile" || log "profile: stop failed"
   wait "$bench_pid"
   python3 bench/gpu/profile_trace.py "$RES/prof" --out "$RES/$name/profile.txt" \
-    --trim "$RES/$name/trace-trimmed.json.gz" | head -60
+    --trim "$RES/$name/trace-trimmed.json.gz" | head -80
   log "profile $name: trimmed trace $(du -h "$RES/$name/trace-trimmed.json.gz" | cut -f1)"
   cp "$RES"/prof/profiler_out_0.txt "$RES/$name/" 2>/dev/null
   rm -rf "$RES/prof"  # the raw trace is too large to bring back

@@ -60,11 +60,14 @@ def launch_records(events: list[dict]) -> dict[int, dict]:
     }
 
 
-def find_steps(events: list[dict]) -> list[Step]:
-    """Steps in time order; the last one has no successor, so its end is unknown: dropped."""
+def find_steps(events: list[dict], category: str = "user_annotation") -> list[Step]:
+    """Steps in time order; the last one has no successor, so its end is unknown: dropped.
+
+    category: the CPU-side ranges; "gpu_user_annotation" reads the same ranges on the GPU's
+    timeline instead (their projection onto the kernels they launched)."""
     steps = []
     for e in events:
-        if e.get("cat") != "user_annotation":
+        if e.get("cat") != category:
             continue
         match = STEP_RE.match(e.get("name", ""))
         if match:
@@ -148,7 +151,9 @@ def _mean(values: list[float]) -> float:
 
 
 def anatomy_table(events: list[dict]) -> str:
-    steps = find_steps(events)
+    steps, clock = find_steps(events), ""
+    if not steps:  # should not happen: the CPU ranges are what the GPU ranges are made from
+        steps, clock = find_steps(events, "gpu_user_annotation"), " (steps on the GPU's clock)"
     attribute(events, steps)
     if not steps:
         return "step anatomy: no execute_context_* annotations (two or more steps) in the trace\n"
@@ -190,8 +195,8 @@ def anatomy_table(events: list[dict]) -> str:
     new, decode = kinds["new audio"], kinds["decode only"]
     lines = [
         f"step anatomy: {len(new)} steps with new audio ({windows} context requests = new "
-        f"windows or chunks), {len(decode)} decode-only; means in ms (CPU: annotation wall time; "
-        "GPU: kernels launched inside it, step row: GPU busy)",
+        f"windows or chunks), {len(decode)} decode-only{clock}; means in ms (CPU: annotation wall "
+        "time; GPU: kernels launched inside it, step row: GPU busy)",
         f"{'':<36}{'new audio step':>18}{'decode step':>18}{'per new window':>18}"
         f"{'extra per window':>18}",
         f"{'':<36}" + f"{'CPU':>9}{'GPU':>9}" * 4,

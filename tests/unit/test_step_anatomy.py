@@ -132,3 +132,9 @@ def test_trim_keeps_what_the_summaries_read() -> None:
 @pytest.mark.parametrize("events", [[], [annotation(DECODE, 0, 10)]])
 def test_fewer_than_two_steps_say_so(events: list[dict]) -> None:
     assert "no execute_context_" in anatomy_table(events)
+
+
+def test_gpu_side_step_ranges_are_the_fallback() -> None:
+    gpu_steps = [{**step, "cat": "gpu_user_annotation"} for step in STEPS]
+    table = anatomy_table([*gpu_steps, *PHASES, *LAUNCHES_AND_KERNELS])
+    assert "1 decode-only (steps on the GPU's clock)" in table
