@@ -11,7 +11,13 @@ phase give its GPU time. What is left:
   common clock), i.e. the GPU waiting for the CPU;
 - between steps: from the end of the step's last runner annotation to the next step's start, the
   engine core's scheduler, output processing and IO, outside the model runner.
-A CPU-only trace (the CPU engine) has no kernels: its GPU columns are empty.
+A second table counts, per phase, the kernel / graph launches and the CPU time inside them and
+inside synchronise / copy calls (the CPU waiting for the GPU): a launch-bound phase has many
+launches and little waiting, a GPU-bound one the reverse.
+A CPU-only trace (the CPU engine) has no kernels: its GPU columns are empty, no second table.
+With async scheduling (vLLM's default) the CPU prepares step i+1 while the GPU still runs step
+i, so GPU busy / idle, measured over the CPU's step window, mixes neighbouring steps; the
+launch-based phase GPU times do not. --no-async-scheduling gives steps that do not overlap.
 """
 
 from __future__ import annotations
@@ -41,11 +47,23 @@ class Step:
     # Other annotations, e.g. the scheduler's `schedule: ...` when it shares the worker's
     # process (one GPU: vLLM's in-process executor); they nest, so not summed into the step.
     other_cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # CUDA runtime / driver calls by (phase, "launches" | "launch ms" | "sync/copy ms").
+    runtime: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     gpu_busy: float = 0.0
 
     @property
     def new_audio(self) -> bool:
         return self.context_tokens > 0
+
+
+def runtime_kind(name: str) -> str | None:
+    """A CUDA runtime call's kind: a kernel or graph launch, or a call that can make the CPU
+    wait for the GPU (synchronise, copy)."""
+    if "Launch" in name:
+        return "launch"
+    if "Synchronize" in name or "Memcpy" in name:
+        return "sync/copy"
+    return None
 
 
 def is_kernel(event: dict) -> bool:
@@ -125,6 +143,14 @@ def attribute(events: list[dict], steps: list[Step]) -> None:
             return phases[index][2]
         return "(no phase)"
 
+    for call in events:
+        kind = runtime_kind(call.get("name", "")) if call.get("cat") in LAUNCH_CATS else None
+        step = step_at(call["ts"]) if kind else None
+        if step is not None:
+            phase = phase_of(call["ts"])
+            if kind == "launch":
+                step.runtime[(phase, "launches")] += 1
+            step.runtime[(phase, f"{kind} ms")] += call.get("dur", 0.0) / 1e3
     launches = launch_records(events)
     busy: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for kernel in filter(is_kernel, events):
@@ -228,11 +254,34 @@ def anatomy_table(events: list[dict]) -> str:
                     total -= len(new) * _mean(per_kind["decode only"][index])
                 line += f"{total / max(windows, 1) / 1e3:>9.2f}"
         lines.append(line.rstrip())
+    if has_gpu:
+        lines += runtime_table(kinds)
     return "\n".join(lines) + "\n"
 
 
+def runtime_table(kinds: dict[str, list[Step]]) -> list[str]:
+    """Per phase: kernel / graph launches, the CPU time in them and in calls that wait."""
+    columns = ("launches", "launch ms", "sync/copy ms")
+    phases = sorted({key[0] for steps in kinds.values() for s in steps for key in s.runtime})
+    lines = [
+        "",
+        "CUDA runtime calls, means per step: count of kernel / graph launches, CPU ms inside "
+        "launches, CPU ms inside synchronise / copy calls (the CPU waiting for the GPU)",
+        f"{'':<36}" + "".join(f"{kind + ' step':>42}" for kind in kinds),
+        f"{'':<36}" + "".join(f"{c:>14}" for c in columns) * len(kinds),
+    ]
+    for phase in phases:
+        line = f"  {phase[:33]:<34}"
+        for steps in kinds.values():
+            for column in columns:
+                value = _mean([s.runtime.get((phase, column), 0.0) for s in steps])
+                line += f"{value:>14.1f}" if column == "launches" else f"{value:>14.2f}"
+        lines.append(line)
+    return lines
+
+
 def trim(events: list[dict]) -> list[dict]:
-    """Only what the summaries read: annotations, kernels and their launches, thread names."""
+    """Only what the summaries read: annotations, kernels, launches, syncs, thread names."""
     kernels = [e for e in events if is_kernel(e)]
     correlations = {k.get("args", {}).get("correlation") for k in kernels}
     kept = []
@@ -244,7 +293,9 @@ def trim(events: list[dict]) -> list[dict]:
             kept.append(_slim(e, ()))
         elif cat in KERNEL_CATS:
             kept.append(_slim(e, ("correlation", "stream", "device")))
-        elif cat in LAUNCH_CATS and e.get("args", {}).get("correlation") in correlations:
+        elif cat in LAUNCH_CATS and (
+            e.get("args", {}).get("correlation") in correlations or runtime_kind(e.get("name", ""))
+        ):
             kept.append(_slim(e, ("correlation",)))
     return kept
 

@@ -62,8 +62,9 @@ LAUNCHES_AND_KERNELS = [
 ]  # fmt: skip
 SCHEDULE = annotation("schedule: allocate_slots", 90, 4)  # between A and B, outside the runner
 CPU_OP = {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 36e3, "dur": 1}
-UNMATCHED_LAUNCH = launch(80, 1234)
-EVENTS = [*STEPS, *PHASES, *LAUNCHES_AND_KERNELS, SCHEDULE, CPU_OP, UNMATCHED_LAUNCH]
+SYNC = {**launch(57, 1235), "name": "cudaStreamSynchronize", "dur": 3 * MS}  # in A's sample
+EVENT_RECORD = {**launch(80, 1234), "name": "cudaEventRecord"}  # neither a launch nor a wait
+EVENTS = [*STEPS, *PHASES, *LAUNCHES_AND_KERNELS, SCHEDULE, SYNC, CPU_OP, EVENT_RECORD]
 
 
 def ms(value: float) -> float:
@@ -100,6 +101,22 @@ def test_phases_get_cpu_time_and_the_gpu_time_of_kernels_they_launched() -> None
     assert (ms(new.gpu_busy), ms(decode.gpu_busy)) == (40, 10)
 
 
+def test_launches_and_waits_are_counted_per_phase() -> None:
+    steps = find_steps(EVENTS)
+    attribute(EVENTS, steps)
+    new, decode = steps
+    assert dict(new.runtime) == {
+        ("preprocess", "launches"): 1, ("preprocess", "launch ms"): 0.001,
+        ("forward", "launches"): 2, ("forward", "launch ms"): 0.002,
+        ("sample", "launches"): 1, ("sample", "launch ms"): 0.001,
+        ("sample", "sync/copy ms"): 3,
+    }  # fmt: skip
+    assert dict(decode.runtime) == {("forward", "launches"): 1, ("forward", "launch ms"): 0.001}
+    table = anatomy_table(EVENTS)
+    sample = [line for line in table.splitlines() if line.strip().startswith("sample")][-1]
+    assert sample.split()[1:] == ["1.0", "0.00", "3.00", "0.0", "0.00", "0.00"]
+
+
 def test_table_has_a_row_per_phase_and_per_window_means() -> None:
     table = anatomy_table(EVENTS)
     assert "1 steps with new audio (2 context requests" in table
@@ -121,12 +138,13 @@ def test_a_cpu_only_trace_leaves_the_gpu_columns_empty() -> None:
 
 def test_trim_keeps_what_the_summaries_read() -> None:
     kept = trim(EVENTS)
-    assert CPU_OP not in kept and UNMATCHED_LAUNCH not in kept
-    assert len(kept) == len(STEPS) + len(PHASES) + len(LAUNCHES_AND_KERNELS) + 1
+    assert {"aten::mm", "cudaEventRecord"}.isdisjoint(e["name"] for e in kept)
+    assert len(kept) == len(STEPS) + len(PHASES) + len(LAUNCHES_AND_KERNELS) + 2
     assert all("grid" not in e.get("args", {}) and "cbid" not in e.get("args", {}) for e in kept)
     steps = find_steps(kept)
     attribute(kept, steps)
     assert [ms(s.gpu_busy) for s in steps] == [40, 10]
+    assert anatomy_table(kept) == anatomy_table(EVENTS)
 
 
 @pytest.mark.parametrize("events", [[], [annotation(DECODE, 0, 10)]])
