@@ -1,6 +1,6 @@
 """Where a saturated engine's GPU time goes, from vLLM's torch-profiler trace of a few steps.
 
-    python bench/gpu/profile_trace.py TRACE_DIR [--out summary.txt]
+    python bench/gpu/profile_trace.py TRACE_DIR|TRACE [--out summary.txt] [--trim trimmed.json.gz]
 
 Reads every `*.pt.trace.json[.gz]` under TRACE_DIR (vLLM's `--profiler-config` with
 `profiler=torch`, between `POST /start_profile` and `/stop_profile`) and prints:
@@ -9,7 +9,12 @@ Reads every `*.pt.trace.json[.gz]` under TRACE_DIR (vLLM's `--profiler-config` w
 - GPU time by model-runner phase: each kernel is charged to the `gpu_model_runner: ...`
   annotation around the CPU call that launched it (preprocess holds the audio encoder,
   forward the decoder's prefill + decode, sample the sampler);
-- GPU time by kernel family (attention, GEMM, the encoder's convolutions, elementwise...).
+- GPU time by kernel family (attention, GEMM, the encoder's convolutions, elementwise...);
+- the step anatomy (bench/gpu/step_anatomy.py): per engine step with new audio vs decode-only,
+  each runner phase's CPU wall time and GPU kernel time, the GPU's idle time and the CPU time
+  between steps. A CPU engine's trace gets this table only.
+--trim writes the engine trace cut down to what these summaries read (annotations, kernels and
+their launches), gzip'd: small enough to bring back from the device and summarise again.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
+
+from step_anatomy import anatomy_table, trim
 
 FAMILIES = (
     ("attention", re.compile(r"flash|fmha|attn|attention", re.I)),
@@ -78,6 +85,8 @@ def summarise(events: list[dict]) -> str:
                 (e["ts"], e["ts"] + e.get("dur", 0), e["name"][len(PHASE_PREFIX) :])
             )
             steps += e["name"] == PHASE_PREFIX + "forward"
+    if not steps:  # no VLLM_CUSTOM_SCOPES_FOR_PROFILING: count the worker's step annotations
+        steps = sum(e.get("name", "").startswith("execute_context_") for e in events)
     starts = {key: [p[0] for p in sorted(v)] for key, v in phases.items()}
     for value in phases.values():
         value.sort()
@@ -127,20 +136,30 @@ def summarise(events: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trace_dir", type=Path)
+    parser.add_argument("trace_dir", type=Path, help="a folder of traces, or one trace file")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--trim", type=Path, help="write the first engine trace, trimmed, here")
     args = parser.parse_args()
-    paths = sorted(args.trace_dir.rglob("*.pt.trace.json*"))
-    report = []
+    # A file: e.g. a trace-trimmed.json.gz brought back from the device.
+    is_file = args.trace_dir.is_file()
+    paths = [args.trace_dir] if is_file else sorted(args.trace_dir.rglob("*.pt.trace.json*"))
+    report, trimmed = [], False
     for path in paths:
         events = load_events(path)
-        if not any(e.get("cat") == "kernel" for e in events):
-            continue  # the API server's CPU-only trace
-        report.append(f"== {path.name}\n{summarise(events)}")
-    text = "\n".join(report) or f"no trace with GPU kernels under {args.trace_dir}\n"
-    print(text, end="")
-    if args.out:
+        has_kernels = any(e.get("cat") == "kernel" for e in events)
+        has_steps = any(e.get("name", "").startswith("execute_context_") for e in events)
+        if not (has_kernels or has_steps):
+            continue  # the API server's trace
+        summary = summarise(events) + "\n" if has_kernels else ""
+        report.append(f"== {path.name}\n{summary}{anatomy_table(events)}")
+        if args.trim and not trimmed:
+            trimmed = True
+            with gzip.open(args.trim, "wt") as file:
+                json.dump({"traceEvents": trim(events)}, file, separators=(",", ":"))
+    text = "\n".join(report) or f"no engine trace under {args.trace_dir}\n"
+    if args.out:  # before printing: a `| head` reader may close the pipe early
         args.out.write_text(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":

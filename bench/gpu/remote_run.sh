@@ -24,8 +24,10 @@
 #     engine's request count over it (engine-phases.txt) is the windows the gateway sent
 #   profile:NAME:KINDS:CONCURRENCY:REPEAT   direct load; after $PROFILE_AFTER_S (8) s, vLLM's
 #     torch profiler for $PROFILE_FOR_S (1.5) s (engine started with ENGINE_EXTRA holding
-#     --profiler-config {"profiler":"torch","torch_profiler_dir":"/tmp/vg/results/prof",...}),
-#     summarised by bench/gpu/profile_trace.py into NAME/profile.txt
+#     --profiler-config {"profiler":"torch","torch_profiler_dir":"/tmp/vg/results/prof",...};
+#     such an engine also gets VLLM_CUSTOM_SCOPES_FOR_PROFILING=1, vLLM's per-phase annotations),
+#     summarised by bench/gpu/profile_trace.py into NAME/profile.txt (with the step anatomy),
+#     the trace itself trimmed to NAME/trace-trimmed.json.gz
 #   realtime:NAME:LEVELS  opt-in realtime phase: python -m bench.realtime_load, LEVELS (e.g.
 #     1,8,32,64,128) concurrent OpenAI-protocol sessions streaming .gpu/p2/seed speech at real-time
 #     pace into the gateway's /v1/realtime (server VAD); flags from $REALTIME_EXTRA (e.g.
@@ -238,9 +240,23 @@ run_profile() {  # run_profile NAME KINDS CONCURRENCY REPEAT: a few saturated st
   sleep "${PROFILE_FOR_S:-1.5}"
   post "http://127.0.0.1:$ENGINE_PORT/stop_profile" || log "profile: stop failed"
   wait "$bench_pid"
-  python3 bench/gpu/profile_trace.py "$RES/prof" --out "$RES/$name/profile.txt" | head -40
+  python3 bench/gpu/profile_trace.py "$RES/prof" --out "$RES/$name/profile.txt" \
+    --trim "$RES/$name/trace-trimmed.json.gz" | head -80
+  log "profile $name: trimmed trace $(du -h "$RES/$name/trace-trimmed.json.gz" | cut -f1)"
   cp "$RES"/prof/profiler_out_0.txt "$RES/$name/" 2>/dev/null
   rm -rf "$RES/prof"  # the raw trace is too large to bring back
+}
+
+profiler_scopes() {
+  # vLLM records its `gpu_model_runner: <phase>` annotations (what profile_trace.py's step
+  # anatomy attributes time to) only with this in the engine's environment; step_engine's
+  # Popen inherits this shell's. Only for a profiling engine: other runs stay as they were.
+  if [[ ${ENGINE_EXTRA:-} == *--profiler-config* ]]; then
+    [[ -z ${SCOPES_FOR_PROFILER:-} ]] && log "env VLLM_CUSTOM_SCOPES_FOR_PROFILING=1 (profiler)"
+    export VLLM_CUSTOM_SCOPES_FOR_PROFILING=1 SCOPES_FOR_PROFILER=1
+  elif [[ -n ${SCOPES_FOR_PROFILER:-} ]]; then  # set above for an earlier engine: not for this
+    unset VLLM_CUSTOM_SCOPES_FOR_PROFILING SCOPES_FOR_PROFILER
+  fi
 }
 
 run_realtime() {  # run_realtime load|bridge NAME LEVELS: bench/realtime_{load,bridge}.py
@@ -311,6 +327,7 @@ step_out() {
   cp "$RES/steps.log" "$OUT/" 2>/dev/null
 }
 
+profiler_scopes  # ENGINE_EXTRA from the caller's environment
 for spec in "$@"; do
   IFS=: read -r step a b c d <<<"$spec"
   case $step in
@@ -322,7 +339,7 @@ for spec in "$@"; do
     overload) run_overload "$a" "${b:-8}" "${c:-60}" ;;
     realtime) run_realtime load "$a" "${b:-1,8,32,64}" ;;
     rtbridge) run_realtime bridge "$a" "${b:-1,8,32,64}" ;;
-    env) export "${spec#env:}"; log "env ${spec#env:}" ;;
+    env) export "${spec#env:}"; log "env ${spec#env:}"; profiler_scopes ;;
     *) "step_$step" || { log "step $step failed"; step_out; exit 1; } ;;
   esac
 done
