@@ -77,7 +77,7 @@ class Profile(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment for the engine process."""
     engine_plugins: list[str] = Field(default_factory=list)
-    """vLLM plugins from serve/engine_plugins/ to load in the engine (e.g. `encoder_cuda_graphs`)."""
+    """vLLM plugins from serve/engine_plugins/ for the engine, e.g. `encoder_cuda_graphs`."""
     gateway_env: dict[str, str] = Field(default_factory=dict)
     """Gateway settings (`VOXTRAL_*` variables) this engine calls for; `serve up` passes them."""
 

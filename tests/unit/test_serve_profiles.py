@@ -157,7 +157,14 @@ def test_plugin_profile_puts_the_entry_point_and_repo_on_the_engine_path(
     monkeypatch.setenv("PYTHONPATH", "/opt/extra")
     monkeypatch.delenv("VOXTRAL_ENGINE_API_KEY", raising=False)
     assert load_profile("voxtral-mini-3b-h200-encgraph").engine_env() == {
-        "PYTHONPATH": f"{ENGINE_ENV_DIR}:{REPO_ROOT}/serve/engine_plugins/dist:{REPO_ROOT}:/opt/extra",
+        "PYTHONPATH": ":".join(
+            [
+                str(ENGINE_ENV_DIR),
+                f"{REPO_ROOT}/serve/engine_plugins/dist",
+                str(REPO_ROOT),
+                "/opt/extra",
+            ]
+        ),
         "VOXTRAL_ENGINE_PLUGINS": "encoder_cuda_graphs",
     }
 
