@@ -8,7 +8,7 @@ Bitwise identity with the eager path (the engine's transcripts must not change):
 captured for exactly the B it serves, so every kernel gets the shapes, strides and alignment
 (buffers are allocator blocks or views starting at one) that eager gives it, and picks the same
 kernel. That is checked, not assumed: the capture call runs the encoder eagerly once on the same
-input, replays the new graph, and keeps the graph only if `torch.equal` holds; else that B stays
+input, replays the new graph, and keeps the graph only if the bytes are equal; else that B stays
 eager for the life of the engine. A failed capture also leaves its B eager (logged).
 
 When: on the *second* call with a given B. vLLM's first encoder call is the start-up
@@ -124,6 +124,13 @@ class CudaGraphBackend:
         return torch.cuda.mem_get_info(self._device)[0]
 
 
+def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same bytes (unlike `torch.equal`, NaN equals itself and -0.0 differs from 0.0)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+
+
 class BatchGraphRunner:
     """`runner(x)` equals `encode(x)` bit for bit; inputs that `spec` accepts run from graphs."""
 
@@ -203,7 +210,7 @@ class BatchGraphRunner:
         try:
             replay = backend.capture(self._encode, static_input, static_output)
             replay()
-            identical = torch.equal(static_output, eager)
+            identical = bitwise_equal(static_output, eager)
         except Exception:
             logger.exception("encoder CUDA graph capture for B=%d failed: B stays eager", batch)
             self._eager_batches.add(batch)

@@ -11,7 +11,7 @@ import torch
 
 import serve.engine_plugins
 from serve.engine_plugins import DIST_DIR, PLUGINS_ENV, requested_plugins
-from serve.engine_plugins.graph_runner import BatchGraphRunner, InputSpec, Replay
+from serve.engine_plugins.graph_runner import BatchGraphRunner, InputSpec, Replay, bitwise_equal
 
 N_MELS, FRAMES, MAX_BATCH = 4, 6, 3
 
@@ -183,3 +183,11 @@ def test_a_failed_capture_leaves_the_batch_eager() -> None:
         assert torch.equal(runner(_features(1, seed)), encode(_features(1, seed)))
     assert graphs.warm_ups == [1]
     assert runner.eager_batches == [1]
+
+
+def test_graphs_are_kept_on_equal_bytes_not_equal_values() -> None:
+    nan = torch.tensor([float("nan"), 1.0], dtype=torch.bfloat16)
+    assert bitwise_equal(nan, nan.clone())  # torch.equal says False
+    zeros = torch.tensor([0.0, 1.0], dtype=torch.bfloat16)
+    assert not bitwise_equal(zeros, torch.tensor([-0.0, 1.0], dtype=torch.bfloat16))
+    assert not bitwise_equal(zeros, zeros.float())
