@@ -151,7 +151,7 @@ class BatchGraphRunner:
         self._static_input: torch.Tensor | None = None
         self._static_output: torch.Tensor | None = None
         self._captured_bytes = 0
-        self._logged_eager_devices: set[str] = set()
+        self._logged_eager: set[object] = set()
 
     @property
     def captured_batches(self) -> list[int]:
@@ -164,7 +164,7 @@ class BatchGraphRunner:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         batch = None if torch.is_grad_enabled() else self._spec.graph_batch(x)
         if batch is None or batch in self._eager_batches:
-            self._log_eager_device_once(x)
+            self._log_eager_once(x)
             return self._encode(x)
         replay = self._replays.get(batch)
         if replay is not None:
@@ -235,11 +235,20 @@ class BatchGraphRunner:
         )  # fmt: skip
         return eager
 
-    def _log_eager_device_once(self, x: torch.Tensor) -> None:
-        device_type = x.device.type
-        if device_type != self._spec.device_type and device_type not in self._logged_eager_devices:
-            self._logged_eager_devices.add(device_type)
-            logger.info(
-                "voxtral encoder input on %s: eager path (CUDA graphs only for %s)",
-                device_type, self._spec.device_type,
-            )  # fmt: skip
+    def _log_eager_once(self, x: torch.Tensor) -> None:
+        """Say once per device type, and once per B above the bound, why inputs run eagerly."""
+        spec = self._spec
+        if x.device.type != spec.device_type:
+            key: object = x.device.type
+            message = (
+                f"voxtral encoder input on {x.device.type}: eager path "
+                f"(CUDA graphs only for {spec.device_type})"
+            )
+        elif x.dim() == 3 and x.shape[0] > spec.max_batch:
+            key = int(x.shape[0])
+            message = f"voxtral encoder B={key} above the graph bound {spec.max_batch}: eager path"
+        else:
+            return
+        if key not in self._logged_eager:
+            self._logged_eager.add(key)
+            logger.info(message)

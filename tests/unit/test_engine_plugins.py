@@ -4,6 +4,7 @@ dispatch and capture/replay protocol (run here on the CPU with a stand-in for CU
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -153,7 +154,10 @@ def test_each_batch_size_gets_its_own_graph_over_shared_buffers() -> None:
     assert runner.captured_batches == [1, 3]
 
 
-def test_batches_beyond_the_bound_and_grad_mode_stay_eager() -> None:
+def test_batches_beyond_the_bound_and_grad_mode_stay_eager(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="vllm.voxtral_engine_plugins")
     graphs = StandInGraphs()
     runner = BatchGraphRunner(encode, _spec(), graphs)
     for seed in range(3):
@@ -164,6 +168,10 @@ def test_batches_beyond_the_bound_and_grad_mode_stay_eager() -> None:
         for _ in range(3):
             runner(_features(2))
     assert graphs.captures == []
+    above = [r.getMessage() for r in caplog.records if "above the graph bound" in r.getMessage()]
+    assert above == [
+        f"voxtral encoder B={MAX_BATCH + 1} above the graph bound {MAX_BATCH}: eager path"
+    ]
 
 
 def test_a_graph_that_differs_from_eager_is_discarded_for_good() -> None:
