@@ -120,11 +120,15 @@ def _capture_summary(log_path: Path) -> list[str]:
         r"(\([\w-]+ pid=\d+\)).*encoder_cuda_graphs registered \(([^)]*)\)", text
     )
     memory = re.findall(r"\(all graphs ([\d.]+) MiB, (\d+) graphs\)", text)
+    above = sorted(
+        int(b) for b in re.findall(r"voxtral encoder B=(\d+) above the graph bound", text)
+    )
     return [
         f"plugin registered: {sorted(set(registered))}",
         f"graphs captured (bitwise equal to eager at capture): {len(captured)}, B = {captured}",
         f"graphs discarded (differed from eager): {differing}",
         f"captures failed (B stayed eager): {failed}",
+        f"B above the graph bound (eager): {above}",
         f"device memory of all graphs (last log line): {memory[-1][0] if memory else '-'} MiB",
     ]
 
