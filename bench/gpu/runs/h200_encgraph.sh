@@ -30,7 +30,8 @@ probe graphs-1 && probe graphs-2 && probe graphs-3
     echo "encoder_cuda_graphs pass $pass against the unpatched engine:"
     "${CHECK[@]}" compare "$RES/texts-base.json" "$RES/texts-graphs-$pass.json"
   done
-  "${CHECK[@]}" compare "$RES/texts-base.json" "$RES/texts-graphs-3.json" --engine-log "$RES/engine.log" | tail -5
+  echo "capture log summary (with pass 3):"
+  "${CHECK[@]}" compare "$RES/texts-base.json" "$RES/texts-graphs-3.json" --engine-log "$RES/engine.log"
 } 2>&1 | tee "$RES/encoder-graph-check.txt"
 grep -E "encoder_cuda_graphs registered|encoder CUDA graph" "$RES/engine.log" | tail -60
 PROFILE=voxtral-mini-3b-h200-encgraph bash bench/gpu/remote_run.sh metrics out \
