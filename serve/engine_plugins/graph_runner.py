@@ -178,7 +178,37 @@ class BatchGraphRunner:
         return self._capture(batch, x)
 
     def _capture(self, batch: int, x: torch.Tensor) -> torch.Tensor:
-        """Capture B's graph; return the eager output for `x` (equal to the graph's if kept)."""
+        """Capture B's graph; return the eager output for `x` (equal to the graph's if kept).
+
+        Whatever goes wrong while capturing leaves B eager for good (logged with its traceback)
+        and this call falls back to the plain eager call: the engine keeps serving unchanged.
+        """
+        started = time.perf_counter()
+        try:
+            eager, replay, taken = self._try_capture(batch, x)
+        except Exception:
+            logger.exception("encoder CUDA graph capture for B=%d failed: B stays eager", batch)
+            self._eager_batches.add(batch)
+            return self._encode(x)
+        if replay is None:
+            logger.warning(
+                "encoder CUDA graph for B=%d differs from eager output: discarded, B stays eager",
+                batch,
+            )
+            self._eager_batches.add(batch)
+            return eager
+        self._replays[batch] = replay
+        self._captured_bytes += taken
+        logger.info(
+            "encoder CUDA graph captured for B=%d [%d, %d, %d] in %.3f s; bitwise equal to "
+            "eager: True; device memory +%.1f MiB (all graphs %.1f MiB, %d graphs)",
+            batch, batch, self._spec.n_mels, self._spec.frames, time.perf_counter() - started,
+            taken / 2**20, self._captured_bytes / 2**20, len(self._replays),
+        )  # fmt: skip
+        return eager
+
+    def _try_capture(self, batch: int, x: torch.Tensor) -> tuple[torch.Tensor, Replay | None, int]:
+        """(eager output, replay or None if the graph's bytes differ, device bytes taken)."""
         if self._backend is None:
             self._backend = self._backend_factory(x.device)
         backend = self._backend
@@ -188,52 +218,23 @@ class BatchGraphRunner:
             )
         static_input = self._static_input[:batch]
         static_input.copy_(x)
-        started = time.perf_counter()
         eager = backend.warm_up(self._encode, static_input)
-        warm_s = time.perf_counter() - started
         if self._static_output is None:
             self._static_output = torch.empty(
                 (self._spec.max_batch, *eager.shape[1:]), dtype=eager.dtype, device=eager.device
             )
         static_output = self._static_output[:batch]
         if eager.shape != static_output.shape or eager.dtype != static_output.dtype:
-            logger.warning(
-                "encoder output %s %s for B=%d does not fit the static output %s: eager",
-                tuple(eager.shape),
-                eager.dtype,
-                batch,
-                tuple(static_output.shape),
+            raise ValueError(
+                f"encoder output {tuple(eager.shape)} {eager.dtype} does not fit the static "
+                f"output {tuple(static_output.shape)} {static_output.dtype}"
             )
-            self._eager_batches.add(batch)
-            return eager
         free_before = backend.free_bytes()
-        try:
-            replay = backend.capture(self._encode, static_input, static_output)
-            replay()
-            identical = bitwise_equal(static_output, eager)
-        except Exception:
-            logger.exception("encoder CUDA graph capture for B=%d failed: B stays eager", batch)
-            self._eager_batches.add(batch)
-            return eager
+        replay = backend.capture(self._encode, static_input, static_output)
+        replay()
+        identical = bitwise_equal(static_output, eager)
         taken = free_before - backend.free_bytes()
-        self._captured_bytes += taken
-        total_s = time.perf_counter() - started
-        if not identical:
-            logger.warning(
-                "encoder CUDA graph for B=%d differs from eager output: discarded, B stays eager",
-                batch,
-            )
-            self._eager_batches.add(batch)
-            return eager
-        self._replays[batch] = replay
-        logger.info(
-            "encoder CUDA graph captured for B=%d [%d, %d, %d] in %.3f s (eager warm-up "
-            "%.3f s); bitwise equal to eager: True; device memory +%.1f MiB "
-            "(all graphs %.1f MiB, %d graphs)",
-            batch, batch, self._spec.n_mels, self._spec.frames, total_s, warm_s,
-            taken / 2**20, self._captured_bytes / 2**20, len(self._replays),
-        )  # fmt: skip
-        return eager
+        return eager, (replay if identical else None), taken
 
     def _log_eager_once(self, x: torch.Tensor) -> None:
         """Say once per device type, and once per B above the bound, why inputs run eagerly."""

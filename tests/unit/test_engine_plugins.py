@@ -81,9 +81,12 @@ class StandInGraphs:
     `static_output.copy_(encode(static_input))` from whatever the static input holds then,
     as replaying recorded kernels does. `replay_offset` makes replays differ from eager."""
 
-    def __init__(self, *, replay_offset: float = 0.0, fail: bool = False) -> None:
+    def __init__(
+        self, *, replay_offset: float = 0.0, fail: bool = False, fail_warm_up: bool = False
+    ) -> None:
         self.replay_offset = replay_offset
         self.fail = fail
+        self.fail_warm_up = fail_warm_up
         self.warm_ups: list[int] = []
         self.captures: list[int] = []
         self.replays = 0
@@ -93,6 +96,8 @@ class StandInGraphs:
 
     def warm_up(self, encode: Callable[[torch.Tensor], torch.Tensor], static_input: torch.Tensor):
         self.warm_ups.append(static_input.shape[0])
+        if self.fail_warm_up:
+            raise RuntimeError("CUDA out of memory")
         return encode(static_input)
 
     def capture(
@@ -184,8 +189,9 @@ def test_a_graph_that_differs_from_eager_is_discarded_for_good() -> None:
     assert runner.eager_batches == [2]
 
 
-def test_a_failed_capture_leaves_the_batch_eager() -> None:
-    graphs = StandInGraphs(fail=True)
+@pytest.mark.parametrize("failure", ["fail", "fail_warm_up"])
+def test_a_failed_capture_leaves_the_batch_eager(failure: str) -> None:
+    graphs = StandInGraphs(**{failure: True})
     runner = BatchGraphRunner(encode, _spec(), graphs)
     for seed in range(4):
         assert torch.equal(runner(_features(1, seed)), encode(_features(1, seed)))
