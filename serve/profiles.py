@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serve.engine_plugins import DIST_DIR as ENGINE_PLUGINS_DIST_DIR
+from serve.engine_plugins import PLUGINS_ENV as ENGINE_PLUGINS_ENV
+from serve.engine_plugins import requested_plugins
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO_ROOT / "configs" / "profiles"
@@ -72,8 +76,15 @@ class Profile(BaseModel):
     """Further `vllm serve` flags, appended verbatim."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment for the engine process."""
+    engine_plugins: list[str] = Field(default_factory=list)
+    """vLLM plugins from serve/engine_plugins/ for the engine, e.g. `encoder_cuda_graphs`."""
     gateway_env: dict[str, str] = Field(default_factory=dict)
     """Gateway settings (`VOXTRAL_*` variables) this engine calls for; `serve up` passes them."""
+
+    @field_validator("engine_plugins")
+    @classmethod
+    def _known_plugins(cls, names: list[str]) -> list[str]:
+        return requested_plugins(",".join(names))
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Profile:
@@ -142,7 +153,10 @@ class Profile(BaseModel):
         The API key travels as VLLM_API_KEY (vLLM's default for `--api-key`), so it never
         shows in `ps` or in a dry-run. Empty when the key variable is unset.
         """
-        env = {"PYTHONPATH": _prepend_path(str(ENGINE_ENV_DIR), os.environ.get("PYTHONPATH"))}
+        pythonpath = os.pathsep.join([str(ENGINE_ENV_DIR), *self.plugin_pythonpath()])
+        env = {"PYTHONPATH": _prepend_path(pythonpath, os.environ.get("PYTHONPATH"))}
+        if self.engine_plugins:
+            env[ENGINE_PLUGINS_ENV] = ",".join(self.engine_plugins)
         if self.cpu_kv_cache_space_gib is not None:
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.cpu_kv_cache_space_gib)
         if self.english_only:
@@ -151,6 +165,11 @@ class Profile(BaseModel):
         if api_key:
             env["VLLM_API_KEY"] = api_key
         return env | dict(self.env)
+
+    def plugin_pythonpath(self) -> list[str]:
+        """PYTHONPATH entries the engine needs for `engine_plugins`: the folder declaring vLLM's
+        entry point and the repository root (for `serve.engine_plugins`); none without plugins."""
+        return [str(ENGINE_PLUGINS_DIST_DIR), str(REPO_ROOT)] if self.engine_plugins else []
 
     def api_key(self) -> str | None:
         """The engine API key from `api_key_env`, or None when unset or empty."""

@@ -6,7 +6,8 @@
 #   model    random-weight Voxtral-Mini-3B shape, generated on the GPU in bf16 (another:
 #            MODEL_FIXTURE="tiny-voxtral-realtime --shape voxtral-mini-4b-realtime")
 #   engine   vLLM 0.26 with the serve/ profile $PROFILE (default voxtral-mini-3b-h100-80gb),
-#            plus the flags in $ENGINE_EXTRA (space-separated), if any
+#            plus the flags in $ENGINE_EXTRA (space-separated), if any; a profile with
+#            engine_plugins also gets their PYTHONPATH (serve/engine_plugins/)
 #   stopengine  end the engine only (to start it again with other flags)
 #   gateway  voxtral-gateway in front of it (tokens_per_audio_second=4; inherits env: steps,
 #            e.g. env:VOXTRAL_MAX_IN_FLIGHT_REQUESTS=8 before it sets its admission capacity)
@@ -106,7 +107,10 @@ argv[2] = sys.argv[2]  # model
 argv = ["python3", "-m", "vllm.entrypoints.cli.main", *argv[1:]]
 argv[argv.index("--host") + 1] = "127.0.0.1"
 argv += os.environ.get("ENGINE_EXTRA", "").split()
-print(json.dumps({"argv": argv, "env": {k: v for k, v in profile.engine_env().items() if k != "PYTHONPATH"}}))
+env = {k: v for k, v in profile.engine_env().items() if k != "PYTHONPATH"}
+if profile.engine_plugins:  # their entry point (dist-info) and serve/ must reach the engine
+    env["PYTHONPATH"] = os.pathsep.join([*profile.plugin_pythonpath(), os.environ["PYTHONPATH"]])
+print(json.dumps({"argv": argv, "env": env}))
 PY
   log "engine argv: $(python3 -c 'import json,shlex,sys; print(shlex.join(json.load(open(sys.argv[1]))["argv"]))' "$VG/engine.argv")"
   stamp >"$VG/engine.t0"

@@ -69,6 +69,16 @@ EXPECTED_COMMANDS: dict[str, list[str]] = {
         "--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE"}',
         *NO_MEDIA_FETCH,
     ],
+    "voxtral-mini-3b-h200-encgraph": [
+        "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
+        "--host", "0.0.0.0", "--port", "8000",
+        "--served-model-name", "mistralai/Voxtral-Mini-3B-2507",
+        *MISTRAL, "--dtype", "bfloat16", "--max-model-len", "8192", "--max-num-seqs", "256",
+        "--max-num-batched-tokens", "16384", "--enable-chunked-prefill",
+        "--gpu-memory-utilization", "0.9",
+        "--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE"}',
+        *NO_MEDIA_FETCH,
+    ],
     "voxtral-mini-3b-24gb": [
         "vllm", "serve", "mistralai/Voxtral-Mini-3B-2507",
         "--host", "0.0.0.0", "--port", "8000",
@@ -139,6 +149,36 @@ def test_existing_pythonpath_is_kept_after_the_engine_env(monkeypatch: pytest.Mo
     monkeypatch.setenv("PYTHONPATH", "/opt/extra")
     env = load_profile("cpu-tiny-voxtral").engine_env()
     assert env["PYTHONPATH"] == f"{ENGINE_ENV_DIR}:/opt/extra"
+
+
+def test_plugin_profile_puts_the_entry_point_and_repo_on_the_engine_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/opt/extra")
+    monkeypatch.delenv("VOXTRAL_ENGINE_API_KEY", raising=False)
+    assert load_profile("voxtral-mini-3b-h200-encgraph").engine_env() == {
+        "PYTHONPATH": ":".join(
+            [
+                str(ENGINE_ENV_DIR),
+                f"{REPO_ROOT}/serve/engine_plugins/dist",
+                str(REPO_ROOT),
+                "/opt/extra",
+            ]
+        ),
+        "VOXTRAL_ENGINE_PLUGINS": "encoder_cuda_graphs",
+    }
+
+
+def test_only_the_encgraph_profile_asks_for_engine_plugins() -> None:
+    with_plugins = [n for n in profile_names() if load_profile(n).engine_plugins]
+    assert with_plugins == ["voxtral-mini-3b-h200-encgraph"]
+    assert "VOXTRAL_ENGINE_PLUGINS" not in load_profile("voxtral-mini-3b-h200").engine_env()
+
+
+def test_unknown_engine_plugin_is_rejected() -> None:
+    data = _profile_dict("voxtral-mini-3b-h200") | {"engine_plugins": ["encoder_cuda_graph"]}
+    with pytest.raises(ValidationError, match="unknown engine plugin"):
+        Profile.model_validate(data)
 
 
 def test_api_key_travels_in_env_never_in_argv(monkeypatch: pytest.MonkeyPatch) -> None:
