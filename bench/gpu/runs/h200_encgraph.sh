@@ -5,7 +5,7 @@
 # first graph run includes the captures, one per batch size), then the same probes, one request
 # at a time at temperature 0, against both engines: texts must be identical. ~480 s:
 # unpack+model ~20, cold engine ~140, restart ~100, each bench ~20, each probe set ~10,
-# profile ~40 (last, after the first `out`: optional if device time is short).
+# a profile of each engine ~40 (the graph engine's last, after the first `out`: optional).
 # Results: /tmp/vg/results (packed into $OUT twice: after the checks, and after the profile).
 set -u
 BASE="--no-enable-prefix-caching --mm-processor-cache-gb 0 --enable-logging-iteration-details"
@@ -17,6 +17,8 @@ probe() { "${CHECK[@]}" save --url http://127.0.0.1:8000 --corpus /tmp/vg/corpus
 PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh "env:ENGINE_EXTRA=$BASE $PROF" \
   unpack model clips engine wait direct:base-c30hi:clip30:256:128 direct:base2-c30hi:clip30:256:128 || exit 1
 probe base && probe base-again
+# Where a saturated step's time goes on the unpatched engine (bench/gpu/step_anatomy.py).
+PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh profile:anat-base-c30hi:clip30:256:96
 PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh stopengine
 PROFILE=voxtral-mini-3b-h200-encgraph bash bench/gpu/remote_run.sh "env:ENGINE_EXTRA=$BASE $PROF" \
   engine wait direct:graph-c30hi:clip30:256:128 direct:graph2-c30hi:clip30:256:128 || exit 1
