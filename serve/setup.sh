@@ -60,12 +60,16 @@ ensure_apt() {  # ensure_apt COMMAND PACKAGE...
 
 # espeak-ng/sox make test speech; chromium runs the live page test; ip builds the SSRF test netns.
 ensure_apt espeak-ng espeak-ng sox sox chromium chromium ip iproute2
+# The two venvs install at the same time: pip keeps about one core busy, and from a clean clone
+# each takes ~1.5 min. The engine venv installs in the background; its failure fails the wait.
+ensure_venv .venv-engine serve/engine-requirements.txt -- -r serve/engine-requirements.txt &
+engine_venv=$!
 # The constraints file pins the CPU torch build; it is part of the stamp, so editing it re-runs pip.
 ensure_venv .venv pyproject.toml serve/constraints-cpu.txt -- -c serve/constraints-cpu.txt -e '.[dev]'
-ensure_venv .venv-engine serve/engine-requirements.txt -- -r serve/engine-requirements.txt
 # Build the CPU test models now rather than inside the first test (each takes seconds).
 .venv/bin/python -m serve model cpu-tiny-voxtral >/dev/null
 .venv/bin/python -m serve model cpu-tiny-voxtral-realtime >/dev/null
 .venv/bin/python -m serve model cpu-whisper-tiny-en >/dev/null
 .venv/bin/python -m serve model cpu-whisper-base >/dev/null
+wait "$engine_venv"
 log "done"
