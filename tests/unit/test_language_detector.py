@@ -82,6 +82,10 @@ def test_likelihood_finds_the_language_the_token_misses(cache_dir: Path) -> None
     assert by_likelihood.method == "likelihood"  # the default
     assert by_token.detect(samples) == "en"
     assert by_likelihood.detect(samples) == "fr"
+    # Even one or two decoded tokens are scored (CTranslate2's max_length is not a token count).
+    for tokens in (1, 2):
+        _, likelihoods = by_likelihood.likelihoods(samples, ["fr", "en"], tokens)
+        assert all(score < 0 for score in likelihoods.values()), (tokens, likelihoods)
 
 
 def test_most_likely_weighs_the_token_by_one_over_the_decoded_tokens() -> None:
