@@ -3,10 +3,11 @@
 # carries .gpu/p2): voxtral-mini-3b-h200 vs voxtral-mini-3b-h200-encgraph (the same engine plus
 # serve/engine_plugins/encoder_cuda_graphs), vLLM alone on 30 s clips at c=256, twice each (the
 # first graph run includes the captures, one per batch size), then the same probes, one request
-# at a time at temperature 0, against both engines: texts must be identical. ~480 s:
+# at a time at temperature 0, against both engines: texts must be identical. ~400 s:
 # unpack+model ~20, cold engine ~140, restart ~100, each bench ~20, each probe set ~10,
-# a profile of each engine ~40 (the graph engine's last, after the first `out`: optional).
-# Results: /tmp/vg/results (packed into $OUT twice: after the checks, and after the profile).
+# the graph engine's profile ~40 (last, after the second `out`: optional).
+# Results: /tmp/vg/results, packed into $OUT after the unpatched engine's part, after the
+# checks, and after the profile (take the newest results-*.tar.gz).
 set -u
 BASE="--no-enable-prefix-caching --mm-processor-cache-gb 0 --enable-logging-iteration-details"
 PROF='--profiler-config {"profiler":"torch","torch_profiler_dir":"/tmp/vg/results/prof","torch_profiler_with_stack":false,"ignore_frontend":true}'
@@ -15,11 +16,9 @@ CHECK=(env PYTHONPATH=/tmp/vg/site:$PWD python3 bench/gpu/encoder_graph_check.py
 probe() { "${CHECK[@]}" save --url http://127.0.0.1:8000 --corpus /tmp/vg/corpus --out "$RES/texts-$1.json"; }
 
 PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh "env:ENGINE_EXTRA=$BASE $PROF" \
-  unpack model clips engine wait direct:base-c30hi:clip30:256:128 direct:base2-c30hi:clip30:256:128 || exit 1
+  unpack model clips engine wait direct:base-c30hi:clip30:256:128 || exit 1
 probe base && probe base-again
-# Where a saturated step's time goes on the unpatched engine (bench/gpu/step_anatomy.py).
-PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh profile:anat-base-c30hi:clip30:256:96
-PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh stopengine
+PROFILE=voxtral-mini-3b-h200 bash bench/gpu/remote_run.sh out stopengine
 PROFILE=voxtral-mini-3b-h200-encgraph bash bench/gpu/remote_run.sh "env:ENGINE_EXTRA=$BASE $PROF" \
   engine wait direct:graph-c30hi:clip30:256:128 direct:graph2-c30hi:clip30:256:128 || exit 1
 # Three passes: a B seen for the first time runs eager, the second time captures (and returns
