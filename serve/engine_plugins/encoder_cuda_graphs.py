@@ -10,6 +10,11 @@ pads audio to 30 s multiples, so the last two dimensions never change and B alon
 Only CUDA tensors with 1 <= B <= `VOXTRAL_ENGINE_ENCODER_GRAPHS_MAX_BATCH` use graphs. Any
 other input, and every input on the CPU engine, takes the original eager call unchanged.
 
+A/B in one engine (bench/gpu/runs/h200_encgraph_ab.sh): while the file named by
+`VOXTRAL_ENGINE_ENCODER_GRAPHS_PAUSE_FILE` exists, every call runs vLLM's own forward, untouched,
+so the unpatched encoder and the graphs are measured on the same engine, minutes apart, without
+a second cold start (~100-140 s of device time on an H200). Unset (the default): never paused.
+
 Results leave the runner as fresh tensors (cloned from the static output), as eager ones do.
 vLLM would also be safe without the clone: `embed_multimodal` pads (a copy), reshapes and
 `torch.cat`s the chunks into a new tensor before anything else runs the encoder, and the
@@ -22,6 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +37,7 @@ from serve.engine_plugins.graph_runner import BatchGraphRunner, InputSpec
 logger = logging.getLogger("vllm.voxtral_engine_plugins.encoder_cuda_graphs")
 
 MAX_BATCH_ENV = "VOXTRAL_ENGINE_ENCODER_GRAPHS_MAX_BATCH"
+PAUSE_FILE_ENV = "VOXTRAL_ENGINE_ENCODER_GRAPHS_PAUSE_FILE"
 DEFAULT_MAX_BATCH = 48
 """Largest B given a graph. 48 covers every B the H200 profile can schedule (its 16,384-token
 step budget holds at most 43 windows of 375 audio tokens). Memory, bf16, per 30 s chunk: ~40 MB
@@ -53,6 +60,12 @@ def max_batch_from_env() -> int:
     if value < 0:
         raise ValueError(f"{MAX_BATCH_ENV} must be >= 0, got {value}")
     return value
+
+
+def pause_file_from_env() -> Path | None:
+    """The file whose existence sends every call to vLLM's own forward; None: never paused."""
+    raw = os.environ.get(PAUSE_FILE_ENV, "").strip()
+    return Path(raw) if raw else None
 
 
 def register() -> None:
@@ -94,6 +107,9 @@ def _forward_with_graphs(
     self: Any, input_features: torch.Tensor | list[torch.Tensor]
 ) -> list[torch.Tensor]:
     """vLLM's `VoxtralEncoderModel.forward`, line for line, but for the encoder call."""
+    pause_file = pause_file_from_env()
+    if pause_file is not None and pause_file.exists():
+        return getattr(type(self), _PATCHED_ATTR)(self, input_features)
     if not isinstance(input_features, list):
         input_features = [input_features]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -205,3 +206,34 @@ def test_graphs_are_kept_on_equal_bytes_not_equal_values() -> None:
     zeros = torch.tensor([0.0, 1.0], dtype=torch.bfloat16)
     assert not bitwise_equal(zeros, torch.tensor([-0.0, 1.0], dtype=torch.bfloat16))
     assert not bitwise_equal(zeros, zeros.float())
+
+
+class _EncoderStandIn:
+    """Enough of VoxtralEncoderModel for the patched forward to choose a path."""
+
+    def _voxtral_encoder_graphs_original(self, input_features: object) -> tuple[str, object]:
+        return ("vLLM's own forward", input_features)
+
+    def prepare_inputs_for_conv(self, input_features: object) -> None:
+        raise LookupError("the graph path ran")
+
+
+def test_the_pause_file_sends_calls_to_vllms_own_forward_while_it_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from serve.engine_plugins.encoder_cuda_graphs import PAUSE_FILE_ENV, _forward_with_graphs
+
+    pause_file = tmp_path / "encoder-graphs.paused"
+    monkeypatch.setenv(PAUSE_FILE_ENV, str(pause_file))
+    features = _features(2)
+    with pytest.raises(LookupError, match="graph path"):
+        _forward_with_graphs(_EncoderStandIn(), features)  # no file yet: graphs
+    pause_file.touch()
+    assert _forward_with_graphs(_EncoderStandIn(), features) == ("vLLM's own forward", features)
+    pause_file.unlink()
+    with pytest.raises(LookupError, match="graph path"):
+        _forward_with_graphs(_EncoderStandIn(), features)
+    monkeypatch.delenv(PAUSE_FILE_ENV)
+    pause_file.touch()  # the variable unset: the file means nothing
+    with pytest.raises(LookupError, match="graph path"):
+        _forward_with_graphs(_EncoderStandIn(), features)
