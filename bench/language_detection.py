@@ -112,6 +112,10 @@ def run(model: str) -> dict[str, list[dict[str, object]]]:
                 "probabilities": {code: p for code, p in probabilities if code in LANGUAGES},
                 "decoded": {code: round(score, 4) for code, score in likelihoods.items()},
                 "transcripts": {code: t.text for code, t in transcripts.items()},
+                # Same as `decoded` (one batch gives both; checked here on every clip).
+                "transcript_likelihood": {
+                    code: round(t.likelihood, 4) for code, t in transcripts.items()
+                },
                 "text_probability": {
                     code: round(identifier.probabilities(t.text).get(code, 0.0), 4)
                     for code, t in transcripts.items()

@@ -101,22 +101,23 @@ def decoded_transcripts(
     )
     transcripts = {}
     for language, result in zip(languages, results, strict=True):
-        steps = result.logits[0][:scored]
-        chosen = result.sequences_ids[0][:scored]
+        # Greedy: each step's token is its best logit. As in CTranslate2's scores, an end token
+        # (a step that `sequences` leaves out) counts in the sum but not in the length.
         log_probabilities = [
-            _log_softmax_at(np.asarray(step).reshape(-1), token)
-            for step, token in zip(steps, chosen, strict=True)
+            _best_log_probability(np.asarray(step).reshape(-1))
+            for step in result.logits[0][:scored]
         ]
+        length = max(1, min(len(result.sequences_ids[0]), scored))
         transcripts[language] = Transcript(
-            likelihood=float(np.mean(log_probabilities)) if log_probabilities else -math.inf,
+            likelihood=sum(log_probabilities) / length if log_probabilities else -math.inf,
             text=token_text(result.sequences[0]),
         )
     return transcripts
 
 
-def _log_softmax_at(logits: np.ndarray, index: int) -> float:
+def _best_log_probability(logits: np.ndarray) -> float:
     peak = float(logits.max())
-    return float(logits[index]) - peak - math.log(float(np.exp(logits - peak).sum()))
+    return -math.log(float(np.exp(logits - peak).sum()))
 
 
 class TextLanguageIdentifier:
