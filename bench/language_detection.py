@@ -158,6 +158,18 @@ the held-out rows are not a fully blind check (every weight 0.05-0.2 gives 16-17
 `top-5 likelihood` among the five most probable of all 99 (no candidates). Cost: measured on
 this shared 2-core machine under load from other jobs (load average ~3-5), so absolute times
 are inflated; the ratio (likelihood ~2x token for seven candidates) is the figure to keep.
+
+`with text`: its 10 decoded tokens and weight 1 were chosen on the corpus, in a scratch
+exploration of 10/15/18 tokens x weights 0.25/0.5/1: 10 and 15 tokens with weight 0.5 or 1
+all reach 12/13 (18 tokens: weight 1 only); the fewer tokens and the unweighted log-probability
+break the tie. That exploration printed the held-out and voice rows too (19-21/21 held-out
+for the four tied settings; the voice rows unchanged), so the held-out set is not fully blind
+for the weight, though every setting tied on the corpus beats `likelihood` there. Also tried
+there: py3langid (langid.py's model) as the identifier: no gain on any set (corpus 11/13,
+held-out 16-17/21); "the best-likelihood candidate whose own text the identifier reads as
+its language" changes no pick (forced to a language, Whisper writes that language), nor does
+voting over all seven decodes (corpus 6-8/13). The identifier's cost is ~0.3 ms per text
+once its models are loaded (at start: ~2 s, ~200 MB for seven languages).
 """
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 100.0)
