@@ -14,13 +14,17 @@ of 99 language probabilities:
 - `decode only`: the candidate whose 5-token greedy transcription has the best mean
   log-probability (pipeline/language_scoring.py), the language token ignored.
 - `likelihood`: the candidate with the best joint log-probability per token (language token +
-  5 decoded tokens; `language_detection_method="likelihood"`, the gateway's default).
+  5 decoded tokens; `language_detection_method="likelihood"`).
+- `with text`: the likelihood plus the log-probability a text language identifier (lingua) gives
+  each candidate's own 10-token transcription of being in that language
+  (pipeline/language_text.py; `language_detection_method="text"`, the gateway's default).
 - `top-5 likelihood`: the same among the five most probable of all 99 languages, no candidates.
 - `joined`: one detection over all five sentences of a voice joined (~20 s): does more audio
   of the same voice help? (`joined+candidates`: the same, restricted.)
 
-Cost: milliseconds per clip of the token detection (encoder + one step) and of the likelihood
-detection over the seven candidates (encoder + one step + a 7 x 5-token batch), this CPU.
+Cost: milliseconds per clip of the token detection (encoder + one step), of the likelihood
+detection over the seven candidates (encoder + one step + a 7 x 5-token batch) and of the text
+detection (encoder + one step + a 7 x 10-token batch + seven text identifications), this CPU.
 Writes detection.json (every clip's top five and scores) and detection.md; no engine needed.
 """
 
@@ -42,6 +46,11 @@ import numpy as np
 from bench.multilingual import LANGUAGES, Utterance, held_out_utterances, speak, utterances
 from voxtral_gateway.pipeline.language import load_language_detector, most_probable
 from voxtral_gateway.pipeline.language_scoring import most_likely
+from voxtral_gateway.pipeline.language_text import (
+    TEXT_FLOOR,
+    TextLanguageIdentifier,
+    most_likely_with_text,
+)
 from voxtral_gateway.settings import Settings
 
 PAUSE = np.zeros(8_000, dtype=np.float32)  # 0.5 s between joined sentences
@@ -61,12 +70,13 @@ def clips() -> list[tuple[str, Utterance]]:
     return chosen
 
 
-STRATEGIES = ("plain", "candidates", "decode only", "likelihood", "top-5 likelihood")
+STRATEGIES = ("plain", "candidates", "decode only", "likelihood", "top-5 likelihood", "with text")
 
 
 def run(model: str) -> dict[str, list[dict[str, object]]]:
     detector = load_language_detector(model, Settings().align.cache_dir.expanduser(), LANGUAGES)
     assert detector is not None
+    identifier = TextLanguageIdentifier(LANGUAGES)
     rows, groups = [], {}
     for kind, utterance in clips():
         samples = speak(utterance)
@@ -76,6 +86,10 @@ def run(model: str) -> dict[str, list[dict[str, object]]]:
         started = time.perf_counter()
         _, likelihoods = detector.likelihoods(samples, LANGUAGES)
         likelihood_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        _, transcripts = detector.transcripts(samples, LANGUAGES)
+        text_pick = most_likely_with_text(probabilities, transcripts, identifier)
+        text_ms = (time.perf_counter() - started) * 1000
         top5 = [code for code, _p in probabilities[:5]]
         _, top5_likelihoods = detector.likelihoods(samples, top5)
         rows.append(
@@ -90,11 +104,22 @@ def run(model: str) -> dict[str, list[dict[str, object]]]:
                 "decode only": max(likelihoods, key=likelihoods.__getitem__),
                 "likelihood": most_likely(probabilities, likelihoods),
                 "top-5 likelihood": most_likely(probabilities, top5_likelihoods),
+                "with text": text_pick,
                 "token_ms": round(token_ms),
                 "likelihood_ms": round(likelihood_ms),
+                "text_ms": round(text_ms),
                 "top5": [(code, round(p, 3)) for code, p in probabilities[:5]],
                 "probabilities": {code: p for code, p in probabilities if code in LANGUAGES},
                 "decoded": {code: round(score, 4) for code, score in likelihoods.items()},
+                "transcripts": {code: t.text for code, t in transcripts.items()},
+                # Same as `decoded` (one batch gives both; checked here on every clip).
+                "transcript_likelihood": {
+                    code: round(t.likelihood, 4) for code, t in transcripts.items()
+                },
+                "text_probability": {
+                    code: round(identifier.probabilities(t.text).get(code, 0.0), 4)
+                    for code, t in transcripts.items()
+                },
             }
         )
         print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
@@ -133,6 +158,18 @@ the held-out rows are not a fully blind check (every weight 0.05-0.2 gives 16-17
 `top-5 likelihood` among the five most probable of all 99 (no candidates). Cost: measured on
 this shared 2-core machine under load from other jobs (load average ~3-5), so absolute times
 are inflated; the ratio (likelihood ~2x token for seven candidates) is the figure to keep.
+
+`with text`: its 10 decoded tokens and weight 1 were chosen on the corpus, in a scratch
+exploration of 10/15/18 tokens x weights 0.25/0.5/1: 10 and 15 tokens with weight 0.5 or 1
+all reach 12/13 (18 tokens: weight 1 only); the fewer tokens and the unweighted log-probability
+break the tie. That exploration printed the held-out and voice rows too (19-21/21 held-out
+for the four tied settings; the voice rows unchanged), so the held-out set is not fully blind
+for the weight, though every setting tied on the corpus beats `likelihood` there. Also tried
+there: py3langid (langid.py's model) as the identifier: no gain on any set (corpus 11/13,
+held-out 16-17/21); "the best-likelihood candidate whose own text the identifier reads as
+its language" changes no pick (forced to a language, Whisper writes that language), nor does
+voting over all seven decodes (corpus 6-8/13). The identifier's cost is ~0.3 ms per text
+once its models are loaded (at start: ~2 s, ~200 MB for seven languages).
 """
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 100.0)
@@ -157,6 +194,41 @@ def weight_grid(rows: list[dict[str, object]]) -> list[str]:
     return lines
 
 
+TEXT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+
+def text_weight_grid(rows: list[dict[str, object]]) -> list[str]:
+    """Right clips per set for `likelihood + w * log(p_text + floor)`: w = 0 is `likelihood`
+    (from the 5-token decode), 1 `with text`."""
+    lines = [
+        "Weight of the text identifier's log-probability (added to the likelihood):",
+        "",
+        "| clips | " + " | ".join(f"w={w:g}" for w in TEXT_WEIGHTS) + " |",
+        "|---" * (len(TEXT_WEIGHTS) + 1) + "|",
+    ]
+    for name in dict.fromkeys(str(r["set"]) for r in rows):
+        mine = [r for r in rows if r["set"] == name]
+        cells = []
+        for weight in TEXT_WEIGHTS:
+            right = sum(_text_weighted_pick(r, weight) == r["language"] for r in mine)
+            cells.append(f"{right}/{len(mine)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _text_weighted_pick(row: dict[str, object], weight: float) -> str:
+    decoded, text = row["decoded"], row["text_probability"]
+    return max(
+        decoded,
+        key=lambda c: _weighted_score(row, c, 0.2) + weight * math.log(text[c] + TEXT_FLOOR),
+    )
+
+
+def _weighted_score(row: dict[str, object], language: str, weight: float) -> float:
+    decoded, probabilities = row["decoded"], row["probabilities"]
+    return decoded[language] + weight * math.log(probabilities[language] + 1e-12)
+
+
 def _weighted_pick(row: dict[str, object], weight: float) -> str:
     decoded, probabilities = row["decoded"], row["probabilities"]
     return max(decoded, key=lambda c: decoded[c] + weight * math.log(probabilities[c] + 1e-12))
@@ -171,17 +243,19 @@ def summary(result: dict[str, list[dict[str, object]]]) -> str:
     for name in dict.fromkeys(str(r["set"]) for r in rows):
         mine = [r for r in rows if r["set"] == name]
         lines.append(f"| {name} | " + " | ".join(_right(mine, s) for s in STRATEGIES) + " |")
-    lines += ["", *weight_grid(rows)]
+    lines += ["", *weight_grid(rows), "", *text_weight_grid(rows)]
     token_ms = [r["token_ms"] for r in rows]
     likelihood_ms = [r["likelihood_ms"] for r in rows]
+    text_ms = [r["text_ms"] for r in rows]
     lines += [
         "",
         f"Cost per clip (median of {len(rows)}, ms): token {statistics.median(token_ms):.0f}, "
-        f"likelihood over the seven candidates {statistics.median(likelihood_ms):.0f}.",
+        f"likelihood over the seven candidates {statistics.median(likelihood_ms):.0f}, "
+        f"text over the seven candidates {statistics.median(text_ms):.0f}.",
         "",
-        "| language | voice | plain | candidates | likelihood | joined (s): plain "
+        "| language | voice | plain | candidates | likelihood | with text | joined (s): plain "
         "| joined: candidates |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for group in joined:
         key = (group["language"], group["voice"])
@@ -189,6 +263,7 @@ def summary(result: dict[str, list[dict[str, object]]]) -> str:
         lines.append(
             f"| {group['language']} | {group['voice']} | {_right(mine, 'plain')} | "
             f"{_right(mine, 'candidates')} | {_right(mine, 'likelihood')} | "
+            f"{_right(mine, 'with text')} | "
             f"{group['plain']} ({group['duration_s']}) | {group['candidates']} |"
         )
     return "\n".join(lines)

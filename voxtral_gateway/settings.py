@@ -303,12 +303,15 @@ class Settings(BaseSettings):
     names none, the gateway's detector (`language_detector_model`, required) picks the most
     probable of these for each segment and sends it to the engine, Whisper engines too; empty:
     the engine (or the detector) picks among all its languages."""
-    language_detection_method: Literal["token", "likelihood"] = "likelihood"
+    language_detection_method: Literal["token", "likelihood", "text"] = "text"
     """How the detector ranks `language_candidates`: `token` (Whisper's language-token
-    probability, one decoder step) or `likelihood` (also decodes 5 tokens in each candidate
+    probability, one decoder step), `likelihood` (also decodes 5 tokens in each candidate
     language and keeps the best joint log-probability per token: more right on unusual voices,
-    one more decoder batch per segment; bench/results/languages-cpu-whisper-base/detection.md).
-    Without candidates the token decides."""
+    one more decoder batch per segment) or `text` (the same batch decodes 10 tokens, and a text
+    language identifier, lingua, says how likely each candidate's text is in that language; its
+    log-probability is added to the likelihood; about 200 MB more memory for seven languages;
+    bench/results/languages-cpu-whisper-base/detection.md). Without candidates the token
+    decides."""
     vad: VadSettings = Field(default_factory=VadSettings)
     head_start: HeadStartSettings = Field(default_factory=HeadStartSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -1,6 +1,7 @@
 """Whisper base's language detector (CTranslate2) on espeak-ng speech: the Voxtral path's
-source of `language`, and the chooser among `language_candidates` (by the language token, or
-by the likelihood of a short decode in each candidate). Loads the real model; no engine."""
+source of `language`, and the chooser among `language_candidates` (by the language token, by
+the likelihood of a short decode in each candidate, or by that likelihood and a text language
+identifier's reading of each decode). Loads the real models; no engine."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from voxtral_gateway.pipeline.language import (
     most_probable,
 )
 from voxtral_gateway.pipeline.language_scoring import most_likely
+from voxtral_gateway.pipeline.language_text import (
+    TextLanguageIdentifier,
+    text_identifier_for,
+    token_text,
+)
 from voxtral_gateway.pipeline.transcribe import DecodingOptions, with_chosen_language
 from voxtral_gateway.whisper_ct2 import ct2_model_dir
 
@@ -77,15 +83,51 @@ FRENCH_HEARD_AS_ENGLISH = Utterance(
 def test_likelihood_finds_the_language_the_token_misses(cache_dir: Path) -> None:
     samples = speak(FRENCH_HEARD_AS_ENGLISH)
     by_token = load_language_detector("base", cache_dir, CORPUS_LANGUAGES, method="token")
-    by_likelihood = load_language_detector("base", cache_dir, CORPUS_LANGUAGES)
+    by_likelihood = load_language_detector("base", cache_dir, CORPUS_LANGUAGES, method="likelihood")
     assert by_token is not None and by_likelihood is not None
-    assert by_likelihood.method == "likelihood"  # the default
     assert by_token.detect(samples) == "en"
     assert by_likelihood.detect(samples) == "fr"
     # Even one or two decoded tokens are scored (CTranslate2's max_length is not a token count).
     for tokens in (1, 2):
         _, likelihoods = by_likelihood.likelihoods(samples, ["fr", "en"], tokens)
         assert all(score < 0 for score in likelihoods.values()), (tokens, likelihoods)
+
+
+# The corpus's second Dutch sentence: by likelihood English wins, its decode "the marker, or
+# the hook" being fluent English; the Dutch decode ("de maak erop de boek") is the one a text
+# identifier reads as its own language (bench/results/languages-cpu-whisper-base/detection.md).
+DUTCH_HEARD_AS_ENGLISH = utterances(("nl",), per_language=2)[1]
+
+
+def test_text_check_finds_the_language_the_likelihood_misses(cache_dir: Path) -> None:
+    samples = speak(DUTCH_HEARD_AS_ENGLISH)
+    by_likelihood = load_language_detector("base", cache_dir, CORPUS_LANGUAGES, method="likelihood")
+    by_text = load_language_detector("base", cache_dir, CORPUS_LANGUAGES)
+    assert by_likelihood is not None and by_text is not None
+    assert by_text.method == "text"  # the default
+    assert by_likelihood.detect(samples) == "en"
+    assert by_text.detect(samples) == "nl"
+    # One decode batch gives both the text and the 5-token likelihood.
+    _, likelihoods = by_text.likelihoods(samples, ["nl", "en"])
+    _, transcripts = by_text.transcripts(samples, ["nl", "en"])
+    for language in ("nl", "en"):
+        assert transcripts[language].likelihood == pytest.approx(likelihoods[language], abs=1e-4)
+        assert transcripts[language].text
+
+
+def test_text_identifier_reads_the_candidates_languages() -> None:
+    identifier = TextLanguageIdentifier(["de", "nl", "en"])
+    probabilities = identifier.probabilities("Meine Schwester arbeitet in einem Krankenhaus")
+    assert max(probabilities, key=probabilities.__getitem__) == "de"
+    assert set(probabilities) == {"de", "nl", "en"}
+
+
+def test_a_candidate_the_text_identifier_lacks_falls_back_to_likelihood() -> None:
+    assert text_identifier_for(["de", "no"]) is None  # lingua has nb/nn, not `no`
+
+
+def test_token_text_undoes_the_byte_level_bpe() -> None:
+    assert token_text(["<|nl|>", "Ġde", "Ġmaak", "Ġcaf", "Ã©", "<|endoftext|>"]) == "de maak café"
 
 
 def test_most_likely_weighs_the_token_by_one_over_the_decoded_tokens() -> None:

