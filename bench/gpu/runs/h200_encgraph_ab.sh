@@ -13,6 +13,7 @@
 set -u
 BASE="--no-enable-prefix-caching --mm-processor-cache-gb 0 --enable-logging-iteration-details"
 RES=/tmp/vg/results
+R=${REPEAT:-128}  # each bench: the 4 distinct 30 s clips R times at c=256 (128: ~17 s on an H200)
 PAUSE=/tmp/vg/encoder-graphs.paused
 export VOXTRAL_ENGINE_ENCODER_GRAPHS_PAUSE_FILE=$PAUSE
 CHECK=(env PYTHONPATH=/tmp/vg/site:$PWD python3 bench/gpu/encoder_graph_check.py)
@@ -20,14 +21,14 @@ probe() { "${CHECK[@]}" save --url http://127.0.0.1:8000 --corpus /tmp/vg/corpus
 run() { PROFILE=voxtral-mini-3b-h200-encgraph bash bench/gpu/remote_run.sh "$@"; }
 
 mkdir -p /tmp/vg && touch "$PAUSE"
-run "env:ENGINE_EXTRA=$BASE" unpack model clips engine wait direct:eager-c30hi:clip30:256:128 || exit 1
+run "env:ENGINE_EXTRA=$BASE" unpack model clips engine wait direct:eager-c30hi:clip30:256:$R || exit 1
 probe eager
 run out
 rm -f "$PAUSE"
-run direct:graph-c30hi:clip30:256:128 direct:graph2-c30hi:clip30:256:128
+run direct:graph-c30hi:clip30:256:$R direct:graph2-c30hi:clip30:256:$R
 probe graphs-1 && probe graphs-2 && probe graphs-3
 touch "$PAUSE"
-run direct:eager2-c30hi:clip30:256:128
+run direct:eager2-c30hi:clip30:256:$R
 {
   for pass in 1 2 3; do
     echo "encoder_cuda_graphs pass $pass against vLLM's own encoder (same engine, paused):"
