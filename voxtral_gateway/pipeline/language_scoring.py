@@ -35,6 +35,22 @@ def decoded_log_likelihoods(
     """Mean log-probability of the first `tokens` greedy tokens of a transcription of
     `encoded` (one clip's encoder output, `[1, 1500, d]`) in each of `languages`, all
     decoded in one batch."""
+    results = greedy_decode_in_each(
+        ctranslate2, model, encoded, languages, tokens, return_scores=True
+    )
+    return {language: result.scores[0] for language, result in zip(languages, results, strict=True)}
+
+
+def greedy_decode_in_each(
+    ctranslate2: Any,
+    model: Any,
+    encoded: Any,
+    languages: Sequence[str],
+    tokens: int,
+    **generate_options: Any,
+) -> list[Any]:
+    """CTranslate2's greedy results of `tokens` tokens transcribing `encoded` (one clip's
+    encoder output, `[1, 1500, d]`) in each of `languages`, in one batch, in their order."""
     prompts = [
         ["<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>"]
         for language in languages
@@ -42,16 +58,15 @@ def decoded_log_likelihoods(
     batch = ctranslate2.StorageView.from_array(
         np.repeat(np.asarray(encoded), len(languages), axis=0)
     )
-    results = model.generate(
+    return model.generate(
         batch,
         prompts,
         beam_size=1,
         # CTranslate2 4.8 decodes at most min(max_length // 2, max_length - 3) tokens after
         # this prompt (measured: 4 -> 1, 5 -> 2, 10 -> 5).
         max_length=max(2 * tokens, tokens + 3),
-        return_scores=True,
+        **generate_options,
     )
-    return {language: result.scores[0] for language, result in zip(languages, results, strict=True)}
 
 
 def most_likely(

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from voxtral_gateway.pipeline.language_scoring import DECODED_TOKENS
+from voxtral_gateway.pipeline.language_scoring import DECODED_TOKENS, greedy_decode_in_each
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +85,8 @@ def decoded_transcripts(
     """A `tokens`-token greedy transcription of `encoded` in each of `languages` (one batch),
     with the mean log-probability of its first `scored` tokens: greedy decoding is the same
     prefix however long it runs, so this equals `decoded_log_likelihoods(..., scored)`."""
-    prompts = [
-        ["<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>"]
-        for language in languages
-    ]
-    batch = ctranslate2.StorageView.from_array(
-        np.repeat(np.asarray(encoded), len(languages), axis=0)
-    )
-    results = model.generate(
-        batch,
-        prompts,
-        beam_size=1,
-        max_length=max(2 * tokens, tokens + 3),  # see decoded_log_likelihoods
-        return_logits_vocab=True,
+    results = greedy_decode_in_each(
+        ctranslate2, model, encoded, languages, tokens, return_logits_vocab=True
     )
     transcripts = {}
     for language, result in zip(languages, results, strict=True):
