@@ -155,7 +155,8 @@ def install_error_handlers(app: FastAPI) -> None:
         location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form")]
         param = ".".join(location) or None
         # Name the parameter and the rule, never echo the client's value back.
-        message = f"Invalid parameter {param!r}: {first.get('msg', 'invalid value')}"
+        rule = first.get("msg", "invalid value")
+        message = f"Invalid parameter {param!r}: {rule}" if param else f"Invalid request: {rule}"
         body = error_body(message, "invalid_request_error", param=param, code="invalid_parameter")
         return JSONResponse(body, 400)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from voxtral_gateway.errors import InvalidRequestError
+from voxtral_gateway.pipeline.ingest import validate_fields
 from voxtral_gateway.protocol import ServerVadChunking, TranscriptionRequest
 
 
@@ -53,3 +55,25 @@ def test_chunking_strategy_as_json_string_and_auto() -> None:
 def test_invalid_parameters_are_rejected(fields: dict) -> None:
     with pytest.raises(ValidationError):
         TranscriptionRequest.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "message"),
+    [
+        (
+            {"stream": "true", "response_format": "srt"},
+            None,
+            "Invalid request: stream=true supports response_format 'json', 'text' or "
+            "'diarized_json' only.",
+        ),
+        ({"temperature": "2"}, "temperature", "Invalid parameter 'temperature': "),
+    ],
+)
+def test_the_400_names_the_parameter_or_says_the_rule_spans_several(
+    fields: dict, param: str | None, message: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_fields(fields)
+    assert caught.value.param == param
+    assert caught.value.message.startswith(message)
+    assert "None" not in caught.value.message

@@ -136,10 +136,13 @@ def validate_model(model: type[RequestModel], fields: dict[str, Any]) -> Request
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
+        rule = first["msg"].removeprefix("Value error, ")
         if first.get("type", "") == "extra_forbidden":
             message = f"Unknown parameter {param!r}."
+        elif param is None:  # a rule across parameters (a model validator) names none
+            message = f"Invalid request: {rule}."
         else:
-            message = f"Invalid parameter {param!r}: {first['msg'].removeprefix('Value error, ')}."
+            message = f"Invalid parameter {param!r}: {rule}."
         raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
 
 
