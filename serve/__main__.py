@@ -23,6 +23,7 @@ from serve.launcher import (
     gateway_command,
     gateway_env,
     probe_host,
+    profile_target,
     render_dry_run,
 )
 from serve.models import prepare_model
@@ -63,12 +64,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     prepare_model(profile)
     upstream = engine_url(profile, args.engine_port)
-    target = GatewayTarget(
-        upstream_url=upstream,
-        model=profile.served_model_name,
-        api_key=profile.api_key(),
-        settings_env=dict(profile.gateway_env),
-    )
+    target = profile_target(profile, upstream)
     engine = Program(
         "engine",
         profile.engine_command(args.engine_port),

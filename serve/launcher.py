@@ -57,6 +57,19 @@ class GatewayTarget:
     api_key: str | None = None
     settings_env: dict[str, str] = field(default_factory=dict)
     """Further gateway settings as `VOXTRAL_*` variables (the profile's `gateway_env`)."""
+    realtime: bool = False
+    """The upstream is a Voxtral Realtime engine: bridge realtime sessions to its WebSocket."""
+
+
+def profile_target(profile: Profile, upstream_url: str) -> GatewayTarget:
+    """What `serve up` tells the gateway about the profile's engine at `upstream_url`."""
+    return GatewayTarget(
+        upstream_url=upstream_url,
+        model=profile.served_model_name,
+        api_key=profile.api_key(),
+        settings_env=dict(profile.gateway_env),
+        realtime=profile.realtime,
+    )
 
 
 def gateway_command() -> list[str]:
@@ -75,6 +88,11 @@ def gateway_env(target: GatewayTarget, *, host: str, port: int) -> dict[str, str
         env["VOXTRAL_UPSTREAM_MODEL"] = target.model
     if target.api_key:
         env["VOXTRAL_UPSTREAM_API_KEY"] = target.api_key
+    if target.realtime:
+        # Same host and port as the HTTP upstream; the bridge appends /v1/realtime.
+        env.setdefault(
+            "VOXTRAL_REALTIME__PASSTHROUGH_URL", "ws" + target.upstream_url.removeprefix("http")
+        )
     return env
 
 

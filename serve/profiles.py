@@ -80,6 +80,9 @@ class Profile(BaseModel):
     """vLLM plugins from serve/engine_plugins/ for the engine, e.g. `encoder_cuda_graphs`."""
     gateway_env: dict[str, str] = Field(default_factory=dict)
     """Gateway settings (`VOXTRAL_*` variables) this engine calls for; `serve up` passes them."""
+    realtime: bool = False
+    """The engine answers vLLM's `/v1/realtime` WebSocket (Voxtral Realtime): `serve up` bridges
+    the gateway's realtime sessions to it (VOXTRAL_REALTIME__PASSTHROUGH_URL)."""
 
     @field_validator("engine_plugins")
     @classmethod

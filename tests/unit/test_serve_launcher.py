@@ -143,3 +143,28 @@ def test_profile_gateway_settings_reach_the_gateway(
     assert settings.max_pending_segments < defaults["max_pending_segments"].default
     if profile.device == "cpu":
         assert settings.max_in_flight_requests <= 4
+
+
+@pytest.mark.parametrize(
+    ("name", "bridged"),
+    [
+        ("cpu-tiny-voxtral-realtime", True),
+        ("voxtral-mini-4b-realtime", True),
+        ("cpu-tiny-voxtral", False),
+        ("cpu-whisper-tiny-en", False),
+    ],
+)
+def test_serve_up_bridges_realtime_sessions_to_a_realtime_engine(
+    monkeypatch: pytest.MonkeyPatch, name: str, bridged: bool
+) -> None:
+    """A Voxtral Realtime engine streams over its own WebSocket: the gateway `serve up` starts
+    beside it must bridge to it, not transcribe turns over HTTP."""
+    from serve.launcher import profile_target
+    from serve.profiles import load_profile
+    from voxtral_gateway.settings import Settings
+
+    target = profile_target(load_profile(name), "http://127.0.0.1:8000")
+    for key, value in gateway_env(target, host="127.0.0.1", port=8001).items():
+        monkeypatch.setenv(key, value)
+    expected = "ws://127.0.0.1:8000" if bridged else None
+    assert Settings().realtime.passthrough_url == expected
