@@ -103,6 +103,14 @@ class TranscriptionRequest(BaseModel):
     max_speakers: int | None = Field(None, ge=1, le=26)
     """Gateway extension: most speakers to tell apart (turns on speakers)."""
 
+    @field_validator("chunking_strategy", mode="before")
+    @classmethod
+    def _auto_or_object(cls, value: Any) -> Any:
+        # One clear rule instead of the union's two errors (not 'auto', not an object).
+        if isinstance(value, str) and value != "auto":
+            raise ValueError("must be 'auto' or a server_vad object (JSON)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _fold_form_keys(cls, data: Any) -> Any:

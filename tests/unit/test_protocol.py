@@ -67,6 +67,16 @@ def test_invalid_parameters_are_rejected(fields: dict) -> None:
             "'diarized_json' only.",
         ),
         ({"temperature": "2"}, "temperature", "Invalid parameter 'temperature': "),
+        (
+            {"chunking_strategy": "bogus"},
+            "chunking_strategy",
+            "Invalid parameter 'chunking_strategy': must be 'auto' or a server_vad object",
+        ),
+        (
+            {"chunking_strategy": '{"type": "server_vad", "threshold": 2}'},
+            "chunking_strategy.threshold",
+            "Invalid parameter 'chunking_strategy.threshold': Input should be less than or equal",
+        ),
     ],
 )
 def test_the_400_names_the_parameter_or_says_the_rule_spans_several(

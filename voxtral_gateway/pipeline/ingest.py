@@ -134,8 +134,8 @@ def validate_model(model: type[RequestModel], fields: dict[str, Any]) -> Request
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
+        first = _most_specific(exc.errors())
+        param = ".".join(str(p) for p in first["loc"] if not _is_union_branch(p)) or None
         rule = first["msg"].removeprefix("Value error, ")
         if first.get("type", "") == "extra_forbidden":
             message = f"Unknown parameter {param!r}."
@@ -144,6 +144,20 @@ def validate_model(model: type[RequestModel], fields: dict[str, Any]) -> Request
         else:
             message = f"Invalid parameter {param!r}: {rule}."
         raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
+
+
+def _most_specific(errors: list[Any]) -> Any:
+    """The first error, or where a union tried several branches of the same parameter, the
+    branch that got furthest (e.g. a server_vad object's bad `threshold`, not "not 'auto'")."""
+    first = errors[0]
+    same = [e for e in errors if e["loc"][:1] == first["loc"][:1]]
+    return max(same, key=lambda e: len(e["loc"]))
+
+
+def _is_union_branch(part: object) -> bool:
+    """pydantic's union branch tags in an error's location (`literal['auto']`, a model's class
+    name); our field names are snake_case."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
 
 
 async def resolve_audio_source(
