@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -178,20 +178,8 @@ WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 100.0)
 def weight_grid(rows: list[dict[str, object]]) -> list[str]:
     """Right clips per set for `decoded + w * log p(token)` among the seven candidates: w = 0
     is `decode only`, 0.2 (= 1/5 tokens, the joint probability) `likelihood`, 100 ~ the token."""
-    lines = [
-        "Weight of the language token's log-probability (among the candidates):",
-        "",
-        "| clips | " + " | ".join(f"w={w:g}" for w in WEIGHTS) + " |",
-        "|---" * (len(WEIGHTS) + 1) + "|",
-    ]
-    for name in dict.fromkeys(str(r["set"]) for r in rows):
-        mine = [r for r in rows if r["set"] == name]
-        cells = []
-        for weight in WEIGHTS:
-            right = sum(_weighted_pick(r, weight) == r["language"] for r in mine)
-            cells.append(f"{right}/{len(mine)}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
+    title = "Weight of the language token's log-probability (among the candidates):"
+    return _grid(rows, title, WEIGHTS, _weighted_pick)
 
 
 TEXT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -200,18 +188,26 @@ TEXT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
 def text_weight_grid(rows: list[dict[str, object]]) -> list[str]:
     """Right clips per set for `likelihood + w * log(p_text + floor)`: w = 0 is `likelihood`
     (from the 5-token decode), 1 `with text`."""
+    title = "Weight of the text identifier's log-probability (added to the likelihood):"
+    return _grid(rows, title, TEXT_WEIGHTS, _text_weighted_pick)
+
+
+def _grid(
+    rows: list[dict[str, object]],
+    title: str,
+    weights: Sequence[float],
+    pick: Callable[[dict[str, object], float], str],
+) -> list[str]:
+    """A markdown table: one row per clip set, one column per weight, right picks in each."""
     lines = [
-        "Weight of the text identifier's log-probability (added to the likelihood):",
+        title,
         "",
-        "| clips | " + " | ".join(f"w={w:g}" for w in TEXT_WEIGHTS) + " |",
-        "|---" * (len(TEXT_WEIGHTS) + 1) + "|",
+        "| clips | " + " | ".join(f"w={w:g}" for w in weights) + " |",
+        "|---" * (len(weights) + 1) + "|",
     ]
     for name in dict.fromkeys(str(r["set"]) for r in rows):
         mine = [r for r in rows if r["set"] == name]
-        cells = []
-        for weight in TEXT_WEIGHTS:
-            right = sum(_text_weighted_pick(r, weight) == r["language"] for r in mine)
-            cells.append(f"{right}/{len(mine)}")
+        cells = [f"{sum(pick(r, w) == r['language'] for r in mine)}/{len(mine)}" for w in weights]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
