@@ -11,6 +11,7 @@ import pytest
 from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 from safetensors import safe_open
 
+from serve import models
 from serve.fixtures import SHAPES, convert_whisper_tiny_en, generate_voxtral
 from serve.fixtures.voxtral import build_params, weight_shapes
 from serve.fixtures.whisper_ct2 import read_ct2_model
@@ -167,4 +168,19 @@ def test_stale_generated_model_is_rebuilt(tmp_path: Path) -> None:
     (first / ".generated").write_text("0\n")
     (first / "params.json").write_text("{}")
     ensure_generated_model("tiny-voxtral", cache_dir=tmp_path)
+    assert json.loads((first / "params.json").read_text())["dim"] == 128
+
+
+def test_editing_a_generator_rebuilds_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "generator.py"
+    source.write_text("v1\n")
+    monkeypatch.setitem(models._GENERATOR_SOURCES, "tiny-voxtral", (source,))
+    first = ensure_generated_model("tiny-voxtral", cache_dir=tmp_path / "cache")
+    (first / "params.json").write_text("{}")
+    assert ensure_generated_model("tiny-voxtral", cache_dir=tmp_path / "cache") == first
+    assert (first / "params.json").read_text() == "{}"
+    source.write_text("v2\n")
+    ensure_generated_model("tiny-voxtral", cache_dir=tmp_path / "cache")
     assert json.loads((first / "params.json").read_text())["dim"] == 128
