@@ -8,11 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 from safetensors import safe_open
+from safetensors.torch import load_file
 
+from serve import models
 from serve.fixtures import SHAPES, convert_whisper_tiny_en, generate_voxtral
-from serve.fixtures.voxtral import build_params, weight_shapes
+from serve.fixtures.tekken import invisible_token_ids
+from serve.fixtures.voxtral import BIAS_CHANNEL, BIAS_INPUT, build_params, weight_shapes
 from serve.fixtures.whisper_ct2 import read_ct2_model
 from serve.models import ensure_generated_model
 from voxtral_gateway.whisper_ct2 import package_model_dir
@@ -85,6 +89,39 @@ def test_tekken_is_v7_with_voxtral_audio_tokens(tiny_voxtral: Path) -> None:
     assert tokenizer.audio.chunk_length_s == 30.0
     # Ordinary text still round-trips through the cut vocab.
     assert tokenizer.decode(tokenizer.encode("hello world", bos=False, eos=False)) == "hello world"
+
+
+def test_invisible_tokens_are_specials_and_pieces_without_text(tiny_voxtral: Path) -> None:
+    tokenizer = Tekkenizer.from_file(tiny_voxtral / "tekken.json")
+    invisible = set(invisible_token_ids(tiny_voxtral / "tekken.json"))
+    assert set(range(100)) <= invisible
+    lone_byte = tokenizer.num_special_tokens + 0xC3  # byte ranks come first
+    assert tokenizer.id_to_byte_piece(lone_byte) == b"\xc3"
+    assert {lone_byte, *tokenizer.encode("\n", bos=False, eos=False)} <= invisible
+    assert not set(tokenizer.encode("hello world", bos=False, eos=False)) & invisible
+
+
+def test_head_never_prefers_an_invisible_token(tiny_voxtral: Path) -> None:
+    tensors = load_file(tiny_voxtral / "consolidated.safetensors")
+    weights = {name: tensor.float() for name, tensor in tensors.items()}
+    invisible = invisible_token_ids(tiny_voxtral / "tekken.json")
+    visible = sorted(set(range(SHAPES["tiny"].vocab_size)) - set(invisible))
+    # Only the token embedding writes the bias channel, so at a text position the final norm
+    # sees BIAS_INPUT there beside whatever the layers added elsewhere.
+    writers = [f"layers.{n}.{w}" for n in range(2) for w in ("attention.wo", "feed_forward.w2")]
+    for name in [*writers, "mm_whisper_embeddings.audio_language_projection.2"]:
+        assert not weights[f"{name}.weight"][BIAS_CHANNEL].any(), name
+    embedding = weights["mm_whisper_embeddings.tok_embeddings.weight"]
+    assert (embedding[:, BIAS_CHANNEL] == BIAS_INPUT).all()
+    # Residuals from 0.1 to 100 in norm (the random layers give about 1).
+    gen = torch.Generator().manual_seed(0)
+    residual = torch.randn(2048, 128, generator=gen) / 11.3
+    residual *= torch.logspace(-1, 2, 2048)[:, None]
+    residual[:, BIAS_CHANNEL] = BIAS_INPUT
+    hidden = residual * torch.rsqrt(residual.pow(2).mean(-1, keepdim=True) + 1e-5)
+    logits = hidden @ weights["output.weight"].T
+    gap = logits[:, visible].max(-1).values - logits[:, invisible].max(-1).values
+    assert gap.min() > 20  # no argmax, and under e^-20 of the mass at temperature 1
 
 
 def _ct2_string(text: str) -> bytes:
@@ -167,4 +204,19 @@ def test_stale_generated_model_is_rebuilt(tmp_path: Path) -> None:
     (first / ".generated").write_text("0\n")
     (first / "params.json").write_text("{}")
     ensure_generated_model("tiny-voxtral", cache_dir=tmp_path)
+    assert json.loads((first / "params.json").read_text())["dim"] == 128
+
+
+def test_editing_a_generator_rebuilds_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "generator.py"
+    source.write_text("v1\n")
+    monkeypatch.setitem(models._GENERATOR_SOURCES, "tiny-voxtral", (source,))
+    first = ensure_generated_model("tiny-voxtral", cache_dir=tmp_path / "cache")
+    (first / "params.json").write_text("{}")
+    assert ensure_generated_model("tiny-voxtral", cache_dir=tmp_path / "cache") == first
+    assert (first / "params.json").read_text() == "{}"
+    source.write_text("v2\n")
+    ensure_generated_model("tiny-voxtral", cache_dir=tmp_path / "cache")
     assert json.loads((first / "params.json").read_text())["dim"] == 128

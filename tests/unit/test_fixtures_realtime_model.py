@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from serve.fixtures import REALTIME_SHAPES, generate_voxtral_realtime
+from serve.fixtures.tekken import invisible_token_ids
+from serve.fixtures.voxtral import BIAS_CHANNEL, TIED_INVISIBLE_INPUT, TIED_VISIBLE_INPUT
 from serve.fixtures.voxtral_realtime import (
     PREFIX,
     build_realtime_params,
@@ -42,6 +46,34 @@ def test_weights_have_the_released_names_and_tied_output(tiny_realtime: Path) ->
     assert f"{PREFIX}whisper_encoder.transformer.layers.0.feed_forward.w2.bias" in found
     assert "output.weight" not in found  # tied to tok_embeddings
     assert sum(p.stat().st_size for p in tiny_realtime.iterdir()) < 5 * 1024 * 1024
+
+
+def test_tied_head_never_prefers_an_invisible_token(tiny_realtime: Path) -> None:
+    tensors = load_file(tiny_realtime / "consolidated.safetensors")
+    weights = {name: tensor.float() for name, tensor in tensors.items()}
+    invisible = invisible_token_ids(tiny_realtime / "tekken.json")
+    assert 32 in invisible  # [STREAMING_PAD], the prompt's filler
+    visible = sorted(set(range(REALTIME_SHAPES["tiny"].vocab_size)) - set(invisible))
+    writers = [f"layers.{n}.{w}" for n in range(2) for w in ("attention.wo", "feed_forward.w2")]
+    for name in [*writers, f"{PREFIX}audio_language_projection.2"]:
+        assert not weights[f"{name}.weight"][BIAS_CHANNEL].any(), name
+    embedding = weights[f"{PREFIX}tok_embeddings.weight"]
+    assert (embedding[visible, BIAS_CHANNEL] == TIED_VISIBLE_INPUT).all()
+    assert (embedding[invisible, BIAS_CHANNEL] == TIED_INVISIBLE_INPUT).all()
+    assert not embedding[invisible, BIAS_CHANNEL + 1 :].any()
+    # After a pad token (the smaller bias), residuals from 0.1 to 10 in norm (about 1.5 here),
+    # with logits rounded to bf16 as vLLM computes them.
+    gen = torch.Generator().manual_seed(0)
+    residual = torch.randn(2048, 128, generator=gen) / 11.3
+    residual *= torch.logspace(-1, 1, 2048)[:, None]
+    residual[:, BIAS_CHANNEL] = TIED_INVISIBLE_INPUT
+    hidden = residual * torch.rsqrt(residual.pow(2).mean(-1, keepdim=True) + 1e-5)
+    logits = (hidden.bfloat16() @ embedding.bfloat16().T).float()
+    gap = logits[:, visible].max(-1).values - logits[:, invisible].max(-1).values
+    assert gap.min() > 0.5
+    # The bias stays small enough for bf16 to keep the random parts apart: the first visible
+    # id (an all-way tie's winner) wins about as rarely as any other.
+    assert (logits.argmax(-1) == visible[0]).float().mean() < 0.01
 
 
 def test_params_select_vllms_realtime_architecture(tiny_realtime: Path) -> None:
