@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 
@@ -50,7 +51,9 @@ print(json.dumps({
 """
 
 
+@functools.cache
 def _probe(*, english_only: bool) -> dict[str, object]:
+    """One engine-venv interpreter per flag value (each import of vLLM costs ~10 s)."""
     env = {"PYTHONPATH": str(ENGINE_ENV_DIR), "PATH": "/usr/bin:/bin"}
     if english_only:
         env["VOXTRAL_ENGINE_ENGLISH_ONLY"] = "1"
