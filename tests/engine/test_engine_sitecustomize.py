@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 
@@ -31,16 +32,28 @@ try:
     default_language = W.validate_language(None)
 except Exception as exc:
     default_language = repr(exc)
+from vllm.transformers_utils.config import with_retry
+calls = []
+def unparsable():
+    calls.append(1)
+    raise ValueError("Unrecognized model")
+try:
+    with_retry(unparsable, "probe")
+except ValueError:
+    pass
 print(json.dumps({
     "vllm": importlib.metadata.version("vllm"),
     "torchvision_blocked": blocked,
     "decoder_prompt": prompt["decoder_prompt"]["prompt"],
     "default_language": default_language,
+    "value_error_calls": len(calls),
 }))
 """
 
 
+@functools.cache
 def _probe(*, english_only: bool) -> dict[str, object]:
+    """One engine-venv interpreter per flag value (each import of vLLM costs ~10 s)."""
     env = {"PYTHONPATH": str(ENGINE_ENV_DIR), "PATH": "/usr/bin:/bin"}
     if english_only:
         env["VOXTRAL_ENGINE_ENGLISH_ONLY"] = "1"
@@ -67,3 +80,7 @@ def test_english_only_flag_drops_language_and_task_tokens() -> None:
     probe = _probe(english_only=True)
     assert probe["decoder_prompt"] == "<|startoftranscript|><|notimestamps|>"
     assert probe["default_language"] == "en"  # no detection pass
+
+
+def test_config_parse_value_error_is_not_retried_after_a_sleep() -> None:
+    assert _probe(english_only=False)["value_error_calls"] == 1
