@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import sys
 
@@ -132,8 +133,11 @@ _REPO_UTILS_MODULE = "vllm.transformers_utils.repo_utils"
 
 def _patch_config_retry(module: object) -> None:
     real_with_retry = getattr(module, "with_retry", None)
-    if real_with_retry is None:
-        return  # another vLLM version: nothing to patch
+    if (
+        real_with_retry is None
+        or "fatal_errors" not in inspect.signature(real_with_retry).parameters
+    ):
+        return  # another vLLM (0.26 on the GPU images has no fatal_errors): leave it as it is
 
     def with_retry(
         func: object,
