@@ -139,14 +139,18 @@ def _patch_config_retry(module: object) -> None:
     ):
         return  # another vLLM (0.26 on the GPU images has no fatal_errors): leave it as it is
 
+    # vLLM's callers pass fatal_errors by keyword; the rest goes through as given, so vLLM's
+    # own defaults (retries, delay) stay vLLM's.
     def with_retry(
         func: object,
         log_msg: str,
-        max_retries: int = 2,
-        retry_delay: int = 2,
+        *args: object,
         fatal_errors: tuple[type[Exception], ...] = (),
+        **kwargs: object,
     ) -> object:
-        return real_with_retry(func, log_msg, max_retries, retry_delay, (*fatal_errors, ValueError))
+        return real_with_retry(
+            func, log_msg, *args, fatal_errors=(*fatal_errors, ValueError), **kwargs
+        )
 
     module.with_retry = with_retry  # type: ignore[attr-defined]
 
