@@ -16,6 +16,8 @@ GatewayError                      any failure we report on purpose
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -136,6 +138,43 @@ def gateway_error_body(exc: GatewayError) -> dict:
     return error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
 
 
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """pydantic's errors -> (message, parameter) for one 400, shared by the form routes and
+    FastAPI's own body validation: the most specific error, named by its parameter and rule,
+    never echoing the client's value."""
+    if not errors:
+        return "Invalid request.", None
+    first = _most_specific(errors)
+    param = ".".join(str(p) for p in first.get("loc", ()) if not _is_location_noise(p)) or None
+    rule = str(first.get("msg", "invalid value")).removeprefix("Value error, ").rstrip(".")
+    if first.get("type", "") == "extra_forbidden":
+        return f"Unknown parameter {param!r}.", param
+    if param is None:  # a rule across parameters (a model validator) names none
+        return f"Invalid request: {rule}.", None
+    return f"Invalid parameter {param!r}: {rule}.", param
+
+
+def _most_specific(errors: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The first error, or where a union tried several branches of the same parameter, the
+    branch that got furthest (e.g. a server_vad object's bad `threshold`, not "not 'auto'")."""
+    key = _parameter_path(errors[0])[:1]
+    same = [e for e in errors if _parameter_path(e)[:1] == key]
+    return max(same, key=lambda e: len(e.get("loc", ())))
+
+
+def _parameter_path(error: Mapping[str, Any]) -> list[object]:
+    return [p for p in error.get("loc", ()) if not _is_location_noise(p)]
+
+
+def _is_location_noise(part: object) -> bool:
+    """Parts of a location that are not the client's parameter: FastAPI's source (`body`,
+    `query`, `form`) and pydantic's union branch tags (`literal['auto']`, a model's class
+    name); our field names are snake_case."""
+    if part in ("body", "query", "form"):
+        return True
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+
+
 def _request_id(request: Request) -> str:
     return getattr(request.state, "request_id", "-")
 
@@ -151,12 +190,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form")]
-        param = ".".join(location) or None
-        # Name the parameter and the rule, never echo the client's value back.
-        rule = first.get("msg", "invalid value")
-        message = f"Invalid parameter {param!r}: {rule}" if param else f"Invalid request: {rule}"
+        message, param = describe_validation_errors(exc.errors())
         body = error_body(message, "invalid_request_error", param=param, code="invalid_parameter")
         return JSONResponse(body, 400)
 

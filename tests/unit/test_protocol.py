@@ -87,3 +87,31 @@ def test_the_400_names_the_parameter_or_says_the_rule_spans_several(
     assert caught.value.param == param
     assert caught.value.message.startswith(message)
     assert "None" not in caught.value.message
+
+
+def test_fastapis_own_validation_400_reads_like_the_form_routes() -> None:
+    """A route FastAPI validates itself (a typed JSON body) answers in the same words as the
+    form routes: parameter named without FastAPI's `body` prefix, the value never echoed."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from voxtral_gateway.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/typed")
+    async def typed(request: TranscriptionRequest) -> dict:
+        return {"ok": True}
+
+    with TestClient(app) as client:
+        answer = client.post("/typed", json={"temperature": "secret-value-9"})
+        cross = client.post("/typed", json={"stream": True, "response_format": "srt"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "temperature"
+    assert error["message"].startswith("Invalid parameter 'temperature': ")
+    assert "secret-value-9" not in error["message"]
+    assert cross.json()["error"]["param"] is None
+    assert cross.json()["error"]["message"].startswith("Invalid request: stream=true supports")
+    assert not cross.json()["error"]["message"].endswith("..")

@@ -20,7 +20,11 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from voxtral_gateway.engine_calls import Task
-from voxtral_gateway.errors import InvalidRequestError, UrlRejectedError
+from voxtral_gateway.errors import (
+    InvalidRequestError,
+    UrlRejectedError,
+    describe_validation_errors,
+)
 from voxtral_gateway.pipeline.decode import AudioSource
 from voxtral_gateway.pipeline.fetch import fetch_audio
 from voxtral_gateway.pipeline.inline import (
@@ -134,30 +138,8 @@ def validate_model(model: type[RequestModel], fields: dict[str, Any]) -> Request
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        first = _most_specific(exc.errors())
-        param = ".".join(str(p) for p in first["loc"] if not _is_union_branch(p)) or None
-        rule = first["msg"].removeprefix("Value error, ")
-        if first.get("type", "") == "extra_forbidden":
-            message = f"Unknown parameter {param!r}."
-        elif param is None:  # a rule across parameters (a model validator) names none
-            message = f"Invalid request: {rule}."
-        else:
-            message = f"Invalid parameter {param!r}: {rule}."
+        message, param = describe_validation_errors(exc.errors())
         raise InvalidRequestError(message, param=param, code="invalid_parameter") from None
-
-
-def _most_specific(errors: list[Any]) -> Any:
-    """The first error, or where a union tried several branches of the same parameter, the
-    branch that got furthest (e.g. a server_vad object's bad `threshold`, not "not 'auto'")."""
-    first = errors[0]
-    same = [e for e in errors if e["loc"][:1] == first["loc"][:1]]
-    return max(same, key=lambda e: len(e["loc"]))
-
-
-def _is_union_branch(part: object) -> bool:
-    """pydantic's union branch tags in an error's location (`literal['auto']`, a model's class
-    name); our field names are snake_case."""
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
 
 
 async def resolve_audio_source(
