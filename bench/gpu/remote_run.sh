@@ -96,7 +96,15 @@ step_model() {
   log "model: $(du -sh "$VG/model" | cut -f1) in $(python3 -c "print(round($(stamp)-$t0,1))") s"
 }
 
+port_free() {  # port_free NAME PORT: a server still answering there would be measured instead
+  if get "http://127.0.0.1:$2/health"; then
+    log "$1: port $2 still answers (a server from an earlier call?); stop it first"
+    return 1
+  fi
+}
+
 step_engine() {
+  port_free engine "$ENGINE_PORT" || return 1
   # The profile's exact argv, with the generated folder as model and vLLM run as a module.
   python3 - "$PROFILE" "$VG/model" "$ENGINE_PORT" >"$VG/engine.argv" <<'PY' || return 1
 import json, os, sys
@@ -129,6 +137,7 @@ PY
 }
 
 step_gateway() {
+  port_free gateway "$GATEWAY_PORT" || return 1
   (VOXTRAL_UPSTREAM_URLS="[\"http://127.0.0.1:$ENGINE_PORT\"]" \
     VOXTRAL_TOKENS_PER_AUDIO_SECOND=$TOKENS_PER_AUDIO_S VOXTRAL_LOG_LEVEL=WARNING \
     setsid taskset -c "$GATEWAY_CPUS" python3 -m voxtral_gateway.cli serve \
