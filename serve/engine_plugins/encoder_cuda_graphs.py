@@ -51,15 +51,30 @@ _RUNNER_ATTR = "_voxtral_encoder_graph_runner"
 _PATCHED_ATTR = "_voxtral_encoder_graphs_original"
 
 
-def max_batch_from_env() -> int:
-    """`VOXTRAL_ENGINE_ENCODER_GRAPHS_MAX_BATCH` (default 48); 0 turns graphs off."""
+MEASURED_VLLM_RELEASES = ("0.26.",)
+"""vLLM releases whose GPU engine ran the graphs against its own eager encoder with identical
+transcripts (bench/results/h100/run8-encoder-graphs/). On any other release the plugin keeps
+the eager path unless VOXTRAL_ENGINE_ENCODER_GRAPHS_MAX_BATCH asks for graphs: e.g. the
+RunPod and Compose images run vLLM 0.32, whose CUDA engine was never measured with them."""
+
+
+def max_batch_from_env(vllm_version: str | None = None) -> int:
+    """`VOXTRAL_ENGINE_ENCODER_GRAPHS_MAX_BATCH`; 0 turns graphs off. Unset: 48 on a measured
+    vLLM release (`vllm_version`, default the running one), 0 on any other."""
     raw = os.environ.get(MAX_BATCH_ENV, "").strip()
     if not raw:
-        return DEFAULT_MAX_BATCH
+        version = vllm_version if vllm_version is not None else _running_vllm_version()
+        return DEFAULT_MAX_BATCH if version.startswith(MEASURED_VLLM_RELEASES) else 0
     value = int(raw)
     if value < 0:
         raise ValueError(f"{MAX_BATCH_ENV} must be >= 0, got {value}")
     return value
+
+
+def _running_vllm_version() -> str:
+    import vllm
+
+    return str(getattr(vllm, "__version__", ""))
 
 
 def pause_file_from_env() -> Path | None:
@@ -82,6 +97,9 @@ def register() -> None:
         setattr(encoder_cls, _PATCHED_ATTR, original)
         encoder_cls.forward = _forward_with_graphs
     mode = f"graphs for B <= {max_batch}" if on_cuda and max_batch else "eager path kept"
+    if on_cuda and not max_batch and not os.environ.get(MAX_BATCH_ENV, "").strip():
+        version = _running_vllm_version()
+        mode += f" (vLLM {version} not measured with graphs; {MAX_BATCH_ENV}=48 opts in)"
     logger.info(
         "voxtral engine plugin encoder_cuda_graphs registered (cuda: %s, %s)", on_cuda, mode
     )

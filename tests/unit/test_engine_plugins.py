@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import serve.engine_plugins
-from serve.engine_plugins import DIST_DIR, PLUGINS_ENV, requested_plugins
+from serve.engine_plugins import DIST_DIR, PLUGINS_ENV, encoder_cuda_graphs, requested_plugins
 from serve.engine_plugins.graph_runner import BatchGraphRunner, InputSpec, Replay, bitwise_equal
 
 N_MELS, FRAMES, MAX_BATCH = 4, 6, 3
@@ -237,3 +237,16 @@ def test_the_pause_file_sends_calls_to_vllms_own_forward_while_it_exists(
     pause_file.touch()  # the variable unset: the file means nothing
     with pytest.raises(LookupError, match="graph path"):
         _forward_with_graphs(_EncoderStandIn(), features)
+
+
+def test_graphs_default_on_only_for_the_measured_vllm_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RunPod/Compose run vLLM 0.32 on CUDA, never measured with the graphs: eager unless asked."""
+    monkeypatch.delenv(encoder_cuda_graphs.MAX_BATCH_ENV, raising=False)
+    assert encoder_cuda_graphs.max_batch_from_env("0.26.0") == encoder_cuda_graphs.DEFAULT_MAX_BATCH
+    assert encoder_cuda_graphs.max_batch_from_env("0.32.0") == 0
+    monkeypatch.setenv(encoder_cuda_graphs.MAX_BATCH_ENV, "16")
+    assert encoder_cuda_graphs.max_batch_from_env("0.32.0") == 16
+    monkeypatch.setenv(encoder_cuda_graphs.MAX_BATCH_ENV, "0")
+    assert encoder_cuda_graphs.max_batch_from_env("0.26.0") == 0
