@@ -145,7 +145,7 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str
     if not errors:
         return "Invalid request.", None
     first = _most_specific(errors)
-    param = ".".join(str(p) for p in first.get("loc", ()) if not _is_location_noise(p)) or None
+    param = ".".join(str(p) for p in _parameter_path(first)) or None
     rule = str(first.get("msg", "invalid value")).removeprefix("Value error, ").rstrip(".")
     if first.get("type", "") == "extra_forbidden":
         return f"Unknown parameter {param!r}.", param

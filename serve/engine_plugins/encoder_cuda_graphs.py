@@ -89,7 +89,8 @@ def register() -> None:
     from vllm.platforms import current_platform
 
     encoder_cls = voxtral.VoxtralEncoderModel
-    max_batch = max_batch_from_env()
+    version = _running_vllm_version()
+    max_batch = max_batch_from_env(version)
     on_cuda = current_platform.is_cuda()
     if getattr(encoder_cls, _PATCHED_ATTR, None) is None:
         original = encoder_cls.forward
@@ -97,8 +98,7 @@ def register() -> None:
         setattr(encoder_cls, _PATCHED_ATTR, original)
         encoder_cls.forward = _forward_with_graphs
     mode = f"graphs for B <= {max_batch}" if on_cuda and max_batch else "eager path kept"
-    if on_cuda and not max_batch and not os.environ.get(MAX_BATCH_ENV, "").strip():
-        version = _running_vllm_version()
+    if on_cuda and not max_batch and not version.startswith(MEASURED_VLLM_RELEASES):
         mode += f" (vLLM {version} not measured with graphs; {MAX_BATCH_ENV}=48 opts in)"
     logger.info(
         "voxtral engine plugin encoder_cuda_graphs registered (cuda: %s, %s)", on_cuda, mode

@@ -2,13 +2,15 @@
 # Issue 21, one device call (after bench/gpu/remote_receive.sh with .gpu/p1 carried; this one
 # carries .gpu/p2): vLLM's own eager encoder vs serve/engine_plugins/encoder_cuda_graphs on ONE
 # engine ($PROFILE, default voxtral-mini-3b-h200, which loads the plugin), switched by the
-# plugin's pause file, so both sides share the engine, its compile and its GPU state, and the run needs one cold start.
+# plugin's pause file, so both sides share the engine, its compile and its GPU state, and the
+# run needs one cold start.
 # Order: eager bench + probes; graphs bench twice (the first includes the captures, one per B);
 # probes three times (a B seen first runs eager, then is captured, then replays); eager bench
 # again (drift check). Probes: one request at a time at temperature 0; texts must be identical.
 # ~280 s: unpack+model ~20, cold engine ~140, each bench ~20, each probe set ~10.
 # Results: /tmp/vg/results, packed into $OUT after the first eager part and at the end (take
-# the newest results-*.tar.gz). Run of 2026-12-05 (on an H100): bench/results/h100/run8-encoder-graphs/.
+# the newest results-*.tar.gz). Run of 2026-12-05 (on an H100):
+# bench/results/h100/run8-encoder-graphs/.
 set -u
 BASE="--no-enable-prefix-caching --mm-processor-cache-gb 0 --enable-logging-iteration-details"
 RES=/tmp/vg/results
